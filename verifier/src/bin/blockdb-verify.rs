@@ -1,0 +1,431 @@
+//! `blockdb-verify`: checks BlockDB proof bundles, checkpoints, consistency proofs and checkpoint
+//! chains offline, trusting nothing but the verifier keys it is given.
+//!
+//! Exit codes: 0 valid, 1 invalid (well-formed input that does not verify), 2 unusable input
+//! (unreadable or malformed file, bad key, bad arguments).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use blockdb_verifier::bundle::BUNDLE_LEN_MAX;
+use blockdb_verifier::note::NOTE_LEN_MAX;
+use blockdb_verifier::{
+    BundleError, CheckpointChain, ConsistencyProof, ConsistencyStatus, ProofBundle,
+    SignedCheckpoint, TrustPolicy, VerifiedCheckpoint, VerifierKey, verify_bundle, verify_extends,
+};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+const TRUST_HELP: &str = "\
+Trust: give the verifier keys of the log's nodes with --key (repeatable) or --keys-file (one key
+per line, '#' comments), and how many of them must have signed with --threshold (default 1).
+
+Exit codes: 0 valid, 1 invalid (the input is well-formed but does not verify), 2 unusable input
+(a file that cannot be read or parsed, a malformed key, bad arguments).";
+
+/// Verify BlockDB proofs offline.
+#[derive(Debug, Parser)]
+#[command(name = "blockdb-verify", version, after_long_help = TRUST_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Trust {
+    /// A trusted verifier key, `name+keyid+base64`. Repeatable.
+    #[arg(long = "key", value_name = "VKEY")]
+    keys: Vec<String>,
+    /// A file of trusted verifier keys, one per line; empty lines and `#` comments are skipped.
+    #[arg(long, value_name = "FILE")]
+    keys_file: Option<PathBuf>,
+    /// How many of the trusted keys must have signed a checkpoint.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    threshold: usize,
+    /// Print the result as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify a proof bundle (JSON or binary form): checkpoint signatures, record against leaf,
+    /// inclusion proof, and consistency with a trusted checkpoint if one is given.
+    #[command(after_long_help = "\
+Example:
+  blockdb-verify bundle record.json --key 'blockdb.local/c1/node1+1a2b3c4d+AXb...' \\
+      --trusted last-checkpoint.txt
+
+With --trusted, the bundle's checkpoint must extend the trusted one: the same tree, or a larger
+tree with the bundle's consistency proof from the trusted size.")]
+    Bundle {
+        /// The bundle file, or `-` for stdin.
+        file: PathBuf,
+        /// A signed checkpoint already trusted for this origin.
+        #[arg(long, value_name = "CHECKPOINT")]
+        trusted: Option<PathBuf>,
+        #[command(flatten)]
+        trust: Trust,
+    },
+    /// Verify a signed checkpoint's signatures and print it.
+    #[command(after_long_help = "\
+Example:
+  blockdb-verify checkpoint checkpoint.txt --keys-file nodes.vkeys --threshold 2")]
+    Checkpoint {
+        /// The signed checkpoint note, or `-` for stdin.
+        file: PathBuf,
+        #[command(flatten)]
+        trust: Trust,
+    },
+    /// Verify that NEW extends OLD: both signed by trusted keys, same origin, and PROOF (a JSON
+    /// consistency proof) verifies between their roots.
+    #[command(after_long_help = "\
+Example:
+  blockdb-verify consistency old.txt new.txt proof.json --key 'example.com/log+46a7145c+AbQ...'
+
+PROOF is {\"from_size\": N, \"to_size\": M, \"hashes\": [\"<hex>\", ...]}. It may be left out when
+both checkpoints have the same size, or OLD is of the empty tree.")]
+    Consistency {
+        /// The older signed checkpoint.
+        old: PathBuf,
+        /// The newer signed checkpoint.
+        new: PathBuf,
+        /// The consistency proof, as JSON.
+        proof: Option<PathBuf>,
+        #[command(flatten)]
+        trust: Trust,
+    },
+    /// Verify a chain of checkpoints, each linked to the next by a consistency proof.
+    #[command(after_long_help = "\
+Example:
+  blockdb-verify chain audit-chain.json --keys-file nodes.vkeys
+
+The file is {\"format\": \"blockdb-checkpoint-chain/v1\", \"checkpoints\": [\"<note>\", ...],
+\"proofs\": [{\"from_size\": ..., \"to_size\": ..., \"hashes\": [...]}, ...]}, one proof fewer
+than checkpoints.")]
+    Chain {
+        /// The chain file, or `-` for stdin.
+        file: PathBuf,
+        #[command(flatten)]
+        trust: Trust,
+    },
+}
+
+/// A run that did not end in "valid".
+enum Failure {
+    /// Well-formed input that does not verify (exit 1).
+    Invalid { reason: String, fork: bool },
+    /// Input that cannot be used (exit 2).
+    Unusable(String),
+}
+
+fn unusable(what: impl std::fmt::Display, error: impl std::fmt::Display) -> Failure {
+    Failure::Unusable(format!("{what}: {error}"))
+}
+
+fn invalid(reason: impl std::fmt::Display) -> Failure {
+    Failure::Invalid { reason: reason.to_string(), fork: false }
+}
+
+/// A valid result: lines for people and an object for `--json`.
+struct Report {
+    lines: Vec<String>,
+    json: Value,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Bundle { trust, .. }
+        | Command::Checkpoint { trust, .. }
+        | Command::Consistency { trust, .. }
+        | Command::Chain { trust, .. } => trust.json,
+    };
+    match run(&cli.command) {
+        Ok(report) => {
+            if json {
+                let mut obj = report.json;
+                obj["valid"] = Value::Bool(true);
+                println!("{obj}");
+            } else {
+                for line in report.lines {
+                    println!("{line}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Invalid { reason, fork }) => {
+            if json {
+                println!("{}", json!({ "valid": false, "fork": fork, "reason": reason }));
+            } else {
+                println!("invalid: {reason}");
+                if fork {
+                    println!("SECURITY: this is evidence that the log forked; keep both files");
+                }
+            }
+            ExitCode::from(1)
+        }
+        Err(Failure::Unusable(message)) => {
+            let message = message.replace('\n', " ");
+            if json {
+                println!("{}", json!({ "valid": false, "error": message }));
+            } else {
+                eprintln!("blockdb-verify: error: {message}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: &Command) -> Result<Report, Failure> {
+    match command {
+        Command::Bundle { file, trusted, trust } => run_bundle(file, trusted.as_deref(), trust),
+        Command::Checkpoint { file, trust } => run_checkpoint(file, trust),
+        Command::Consistency { old, new, proof, trust } => {
+            run_consistency(old, new, proof.as_deref(), trust)
+        }
+        Command::Chain { file, trust } => run_chain(file, trust),
+    }
+}
+
+/// Reads a whole file (or stdin for `-`), refusing more than `max` bytes.
+fn read_input(path: &Path, max: usize) -> Result<Vec<u8>, Failure> {
+    let name = path.display();
+    let mut reader: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(path).map_err(|e| unusable(&name, e))?)
+    };
+    let mut buf = Vec::new();
+    reader.by_ref().take(max as u64 + 1).read_to_end(&mut buf).map_err(|e| unusable(&name, e))?;
+    if buf.len() > max {
+        return Err(unusable(&name, format!("larger than the limit of {max} bytes")));
+    }
+    Ok(buf)
+}
+
+fn policy(trust: &Trust) -> Result<TrustPolicy, Failure> {
+    let mut keys = Vec::new();
+    for k in &trust.keys {
+        let key: VerifierKey = k.parse().map_err(|e| unusable(format!("--key {k:?}"), e))?;
+        keys.push(key);
+    }
+    if let Some(path) = &trust.keys_file {
+        let bytes = read_input(path, 1024 * 1024)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| unusable(path.display(), "key file is not UTF-8"))?;
+        keys.extend(TrustPolicy::parse_keys(&text).map_err(|e| unusable(path.display(), e))?);
+    }
+    if keys.is_empty() {
+        return Err(Failure::Unusable(
+            "no trusted verifier keys: give --key or --keys-file".to_owned(),
+        ));
+    }
+    TrustPolicy::new(keys, trust.threshold).map_err(|e| unusable("trust policy", e))
+}
+
+fn read_checkpoint(path: &Path) -> Result<SignedCheckpoint, Failure> {
+    let bytes = read_input(path, NOTE_LEN_MAX)?;
+    SignedCheckpoint::parse(&bytes).map_err(|e| unusable(path.display(), e))
+}
+
+fn verify_checkpoint_file(
+    path: &Path,
+    policy: &TrustPolicy,
+) -> Result<VerifiedCheckpoint, Failure> {
+    let signed = read_checkpoint(path)?;
+    policy.verify(&signed).map_err(|e| invalid(format!("{}: {e}", path.display())))
+}
+
+fn checkpoint_json(v: &VerifiedCheckpoint) -> Value {
+    json!({
+        "origin": v.checkpoint.origin,
+        "size": v.checkpoint.size.0,
+        "root": v.checkpoint.root.to_hex(),
+        "extensions": v.checkpoint.extensions,
+        "signed_by": v.signed_by,
+    })
+}
+
+fn checkpoint_lines(v: &VerifiedCheckpoint) -> Vec<String> {
+    let mut lines = vec![
+        format!("  origin:    {}", v.checkpoint.origin),
+        format!("  size:      {}", v.checkpoint.size),
+        format!("  root:      {}", v.checkpoint.root),
+    ];
+    lines.extend(v.checkpoint.extensions.iter().map(|e| format!("  extension: {e}")));
+    lines.extend(v.signed_by.iter().map(|k| format!("  signed by: {k}")));
+    lines
+}
+
+fn status_text(status: ConsistencyStatus) -> String {
+    match status {
+        ConsistencyStatus::NoTrustedState => "not checked (no trusted checkpoint given)".into(),
+        ConsistencyStatus::SameTree => "same tree as the trusted checkpoint".into(),
+        ConsistencyStatus::FromEmptyTree => "extends the trusted empty tree".into(),
+        ConsistencyStatus::Proven { from } => format!("proven from trusted size {from}"),
+    }
+}
+
+fn status_json(status: ConsistencyStatus) -> Value {
+    match status {
+        ConsistencyStatus::NoTrustedState => json!({ "status": "no_trusted_state" }),
+        ConsistencyStatus::SameTree => json!({ "status": "same_tree" }),
+        ConsistencyStatus::FromEmptyTree => json!({ "status": "from_empty_tree" }),
+        ConsistencyStatus::Proven { from } => json!({ "status": "proven", "from_size": from.0 }),
+    }
+}
+
+/// A key for people: quoted if it is printable UTF-8, base64 otherwise.
+fn show_key(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(s) if !s.chars().any(char::is_control) => format!("{s:?}"),
+        _ => format!("base64:{}", STANDARD.encode(key)),
+    }
+}
+
+fn run_bundle(path: &Path, trusted: Option<&Path>, trust: &Trust) -> Result<Report, Failure> {
+    let policy = policy(trust)?;
+    let bytes = read_input(path, BUNDLE_LEN_MAX)?;
+    let bundle = ProofBundle::parse(&bytes).map_err(|e| unusable(path.display(), e))?;
+    let trusted = match trusted {
+        None => None,
+        Some(t) => Some(verify_checkpoint_file(t, &policy)?),
+    };
+    let verified = verify_bundle(&bundle, &policy, trusted.as_ref().map(|t| &t.checkpoint))
+        .map_err(|e: BundleError| Failure::Invalid { fork: e.is_fork(), reason: e.to_string() })?;
+    let record = &verified.record;
+    let value_text = match &record.value {
+        Some(v) => format!("{} bytes", v.len()),
+        None => "redacted".to_owned(),
+    };
+    let mut lines = vec![
+        format!(
+            "valid: record {} version {} ({value_text}, sha256 {})",
+            show_key(&record.key),
+            record.version,
+            verified.leaf.value_sha256
+        ),
+        format!("  shard {}, log index {}", verified.shard, verified.log_index),
+    ];
+    lines.extend(checkpoint_lines(&verified.checkpoint));
+    lines.push(format!("  consistency: {}", status_text(verified.consistency)));
+    let json = json!({
+        "kind": "bundle",
+        "record": {
+            "key": STANDARD.encode(&record.key),
+            "version": record.version,
+            "value": record.value.as_ref().map(|v| STANDARD.encode(v)),
+            "value_sha256": verified.leaf.value_sha256.to_hex(),
+        },
+        "shard": verified.shard.0,
+        "log_index": verified.log_index.0,
+        "checkpoint": checkpoint_json(&verified.checkpoint),
+        "consistency": status_json(verified.consistency),
+    });
+    Ok(Report { lines, json })
+}
+
+fn run_checkpoint(path: &Path, trust: &Trust) -> Result<Report, Failure> {
+    let policy = policy(trust)?;
+    let verified = verify_checkpoint_file(path, &policy)?;
+    let mut lines = vec!["valid: checkpoint".to_owned()];
+    lines.extend(checkpoint_lines(&verified));
+    let mut json = checkpoint_json(&verified);
+    json["kind"] = "checkpoint".into();
+    Ok(Report { lines, json })
+}
+
+fn run_consistency(
+    old: &Path,
+    new: &Path,
+    proof: Option<&Path>,
+    trust: &Trust,
+) -> Result<Report, Failure> {
+    let policy = policy(trust)?;
+    let old_signed = read_checkpoint(old)?;
+    let new_signed = read_checkpoint(new)?;
+    let proof = match proof {
+        None => None,
+        Some(p) => {
+            let bytes = read_input(p, 1024 * 1024)?;
+            let proof: ConsistencyProof =
+                serde_json::from_slice(&bytes).map_err(|e| unusable(p.display(), e))?;
+            Some(proof)
+        }
+    };
+    let old_v =
+        policy.verify(&old_signed).map_err(|e| invalid(format!("{}: {e}", old.display())))?;
+    let new_v =
+        policy.verify(&new_signed).map_err(|e| invalid(format!("{}: {e}", new.display())))?;
+    let status =
+        verify_extends(&old_v.checkpoint, &new_v.checkpoint, proof.as_ref()).map_err(|e| {
+            let fork = matches!(
+                e,
+                blockdb_verifier::ExtendError::Fork { .. }
+                    | blockdb_verifier::ExtendError::Inconsistent { .. }
+            );
+            Failure::Invalid { reason: e.to_string(), fork }
+        })?;
+    let lines = vec![
+        format!(
+            "valid: size {} extends size {} of {} ({})",
+            new_v.checkpoint.size,
+            old_v.checkpoint.size,
+            old_v.checkpoint.origin,
+            status_text(status)
+        ),
+        format!("  old root: {}", old_v.checkpoint.root),
+        format!("  new root: {}", new_v.checkpoint.root),
+    ];
+    let json = json!({
+        "kind": "consistency",
+        "old": checkpoint_json(&old_v),
+        "new": checkpoint_json(&new_v),
+        "consistency": status_json(status),
+    });
+    Ok(Report { lines, json })
+}
+
+fn run_chain(path: &Path, trust: &Trust) -> Result<Report, Failure> {
+    let policy = policy(trust)?;
+    let bytes = read_input(path, 256 * 1024 * 1024)?;
+    let chain = CheckpointChain::from_json(&bytes).map_err(|e| unusable(path.display(), e))?;
+    let verified = chain.verify(&policy).map_err(|e| {
+        let fork = matches!(
+            e,
+            blockdb_verifier::ChainError::Link {
+                error: blockdb_verifier::ExtendError::Fork { .. }
+                    | blockdb_verifier::ExtendError::Inconsistent { .. },
+                ..
+            }
+        );
+        Failure::Invalid { reason: e.to_string(), fork }
+    })?;
+    let (first, last) = match (verified.first(), verified.last()) {
+        (Some(f), Some(l)) => (f, l),
+        _ => return Err(Failure::Unusable("chain holds no checkpoints".to_owned())),
+    };
+    let lines = vec![
+        format!(
+            "valid: chain of {} checkpoints of {}, sizes {} to {}",
+            verified.len(),
+            first.checkpoint.origin,
+            first.checkpoint.size,
+            last.checkpoint.size
+        ),
+        format!("  latest root: {}", last.checkpoint.root),
+    ];
+    let json = json!({
+        "kind": "chain",
+        "checkpoints": verified.len(),
+        "origin": first.checkpoint.origin,
+        "first_size": first.checkpoint.size.0,
+        "latest": checkpoint_json(last),
+    });
+    Ok(Report { lines, json })
+}

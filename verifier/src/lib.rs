@@ -1,0 +1,50 @@
+//! BlockDB's verifier: the single definition of the hashes and wire formats that the server, the
+//! client and offline auditors share, and the code that checks them.
+//!
+//! Everything here is pure: no I/O, no async, no clock. Every decoder of outside bytes returns an
+//! error on bad input and never panics; every verification function states its preconditions and
+//! says exactly what failed.
+//!
+//! ```text
+//!  hash ──► frontier ──► proof ─────────────┐
+//!   │                                       ▼
+//!   └──► leaf ──────────────────────────► bundle  (verify_bundle)
+//!  note ──► checkpoint ──► policy ──────────┘
+//! ```
+//!
+//! - [`hash`]: RFC 6962 / RFC 9162 leaf and node hashing, and the [`Hash`](struct@Hash) type.
+//! - [`frontier`]: the right edge of a Merkle tree, to compute roots incrementally.
+//! - [`proof`]: inclusion and consistency proof verification (RFC 9162 §2.1.3.2, §2.1.4.2).
+//! - [`note`]: C2SP signed-note with Ed25519 signatures and verifier keys.
+//! - [`checkpoint`]: C2SP tlog-checkpoint on top of signed-note.
+//! - [`policy`]: the trust policy "k of these verifier keys".
+//! - [`leaf`]: the byte-exact leaf format of a committed record.
+//! - [`bundle`]: the proof bundle a read returns, its JSON and binary forms, and
+//!   [`verify_bundle`].
+//! - [`chain`]: a chain of checkpoints linked by consistency proofs, for auditors.
+
+#![deny(missing_docs)]
+
+pub mod bundle;
+pub mod chain;
+pub mod checkpoint;
+mod codec;
+pub mod frontier;
+pub mod hash;
+mod ids;
+pub mod leaf;
+pub mod note;
+pub mod policy;
+pub mod proof;
+mod serde_hex;
+
+pub use bundle::{BundleError, ProofBundle, Record, VerifiedRecord, verify_bundle};
+pub use chain::{ChainError, CheckpointChain, ConsistencyStatus, ExtendError, verify_extends};
+pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
+pub use frontier::Frontier;
+pub use hash::{Hash, empty_root, leaf_hash, node_hash, root_of_leaf_hashes, root_of_leaves};
+pub use ids::{LogIndex, ShardId, TreeSize, TxnId};
+pub use leaf::{Leaf, LeafError};
+pub use note::{Note, NoteError, NoteSignature, NoteSigner, VerifierKey};
+pub use policy::{PolicyError, TrustPolicy, VerifiedCheckpoint};
+pub use proof::{ConsistencyProof, ProofError, verify_consistency, verify_inclusion};
