@@ -1,0 +1,248 @@
+//! `blockdb-verify` as a user runs it: exit codes 0 valid, 1 invalid, 2 unusable input, one-line
+//! errors, `--json`, and `--help` with an example for every subcommand.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use blockdb_verifier::CheckpointChain;
+use common::{TestLog, other_signer, test_signer};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    let out: Output =
+        Command::new(env!("CARGO_BIN_EXE_blockdb-verify")).args(args).output().expect("runs");
+    Run {
+        code: out.status.code().expect("exited, not killed by a signal"),
+        stdout: String::from_utf8(out.stdout).expect("utf8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf8 stderr"),
+    }
+}
+
+struct Files {
+    dir: tempfile::TempDir,
+    key: String,
+}
+
+impl Files {
+    fn new() -> Files {
+        Files {
+            dir: tempfile::tempdir().expect("tempdir"),
+            key: test_signer().verifier_key().to_string(),
+        }
+    }
+
+    fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> String {
+        let path: PathBuf = self.dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        path.to_str().expect("utf8 path").to_owned()
+    }
+}
+
+fn assert_unusable(r: &Run, needle: &str) {
+    assert_eq!(r.code, 2, "stdout: {} stderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "one-line error: {:?}", r.stderr);
+    assert!(r.stderr.contains(needle), "{needle:?} not in {:?}", r.stderr);
+    assert!(!r.stdout.contains("valid"), "no verdict on unusable input");
+    assert!(!r.stderr.contains("panicked"));
+}
+
+fn assert_invalid(r: &Run, needle: &str) {
+    assert_eq!(r.code, 1, "stdout: {} stderr: {}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("invalid: "), "{:?}", r.stdout);
+    assert!(r.stdout.contains(needle), "{needle:?} not in {:?}", r.stdout);
+}
+
+#[test]
+fn bundle_valid_invalid_and_malformed() {
+    let f = Files::new();
+    let log = TestLog::new(0, 21, vec![test_signer()]);
+    let good = f.write("good.json", log.bundle(13, 21, Some(8)).to_json().expect("json"));
+    let bin = f.write("good.bin", log.bundle(13, 21, Some(8)).to_binary().expect("bin"));
+    let trusted = f.write("trusted.txt", log.signed(8).to_text());
+
+    for file in [&good, &bin] {
+        let r = run(&["bundle", file, "--key", &f.key]);
+        assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+        assert!(r.stdout.starts_with("valid: record \"key-6\" version 2"), "{}", r.stdout);
+        assert!(r.stdout.contains("not checked (no trusted checkpoint given)"));
+    }
+    let r = run(&["bundle", &good, "--key", &f.key, "--trusted", &trusted]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("proven from trusted size 8"), "{}", r.stdout);
+
+    let r = run(&["bundle", &good, "--key", &f.key, "--json"]);
+    assert_eq!(r.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json output");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["log_index"], 13);
+    assert_eq!(v["checkpoint"]["size"], 21);
+
+    // Well-formed but wrong: a changed value.
+    let mut b = log.bundle(13, 21, None);
+    b.record.value = Some(b"value 99".to_vec());
+    let wrong = f.write("wrong.json", b.to_json().expect("json"));
+    assert_invalid(&run(&["bundle", &wrong, "--key", &f.key]), "value digest");
+    let r = run(&["bundle", &wrong, "--key", &f.key, "--json"]);
+    assert_eq!(r.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json output");
+    assert_eq!(v["valid"], false);
+
+    // Signed by a key we do not trust.
+    let stranger = other_signer("stranger.example").verifier_key().to_string();
+    assert_invalid(&run(&["bundle", &good, "--key", &stranger]), "no signature by a known key");
+
+    // Unusable input.
+    let garbage = f.write("garbage.json", "{\"format\": 1");
+    assert_unusable(&run(&["bundle", &garbage, "--key", &f.key]), "garbage.json");
+    let json: String = std::fs::read_to_string(&good).expect("read");
+    let extra = f.write("extra.json", json.replacen('{', "{\"surprise\": 1,", 1));
+    assert_unusable(&run(&["bundle", &extra, "--key", &f.key]), "unknown field `surprise`");
+    assert_unusable(&run(&["bundle", "/nonexistent/b.json", "--key", &f.key]), "/nonexistent");
+    assert_unusable(&run(&["bundle", &good]), "no trusted verifier keys");
+    assert_unusable(&run(&["bundle", &good, "--key", "not-a-key"]), "--key");
+    let bad_key = f.key.replace("+46a7145c+", "+46a7145d+");
+    assert_unusable(&run(&["bundle", &good, "--key", &bad_key]), "does not match");
+    assert_unusable(&run(&["bundle", &good, "--key", &f.key, "--threshold", "2"]), "threshold");
+}
+
+#[test]
+fn key_files() {
+    let f = Files::new();
+    let log = TestLog::new(0, 5, vec![test_signer(), other_signer("witness.example")]);
+    let cp = f.write("cp.txt", log.signed(5).to_text());
+    let witness = other_signer("witness.example").verifier_key().to_string();
+    let keys = f.write("nodes.vkeys", format!("# the cluster\n{}\n\n{witness}\n", f.key));
+    let r = run(&["checkpoint", &cp, "--keys-file", &keys, "--threshold", "2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.matches("signed by:").count(), 2, "{}", r.stdout);
+
+    let bad = f.write("bad.vkeys", format!("{}\nnonsense here\n", f.key));
+    assert_unusable(&run(&["checkpoint", &cp, "--keys-file", &bad]), "line 2");
+}
+
+#[test]
+fn checkpoint_subcommand() {
+    let f = Files::new();
+    let log = TestLog::new(0, 8, vec![test_signer()]);
+    let text = log.signed(8).to_text();
+    let cp = f.write("cp.txt", &text);
+    let r = run(&["checkpoint", &cp, "--key", &f.key]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("size:      8"), "{}", r.stdout);
+
+    // A changed size under the same signature.
+    let forged = f.write("forged.txt", text.replacen("\n8\n", "\n9\n", 1));
+    assert_invalid(&run(&["checkpoint", &forged, "--key", &f.key]), "does not verify");
+    let broken = f.write("broken.txt", text.replacen("\n8\n", "\n08\n", 1));
+    assert_unusable(&run(&["checkpoint", &broken, "--key", &f.key]), "leading zeros");
+    let unsigned = f.write("unsigned.txt", log.checkpoint(8).to_text());
+    assert_unusable(&run(&["checkpoint", &unsigned, "--key", &f.key]), "unsigned.txt");
+}
+
+#[test]
+fn consistency_subcommand_and_forks() {
+    let f = Files::new();
+    let log = TestLog::new(0, 30, vec![test_signer()]);
+    let old = f.write("old.txt", log.signed(11).to_text());
+    let new = f.write("new.txt", log.signed(30).to_text());
+    let proof = f.write("proof.json", serde_json::to_string(&log.consistency(11, 30)).expect("j"));
+    let r = run(&["consistency", &old, &new, &proof, "--key", &f.key]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("valid: size 30 extends size 11"), "{}", r.stdout);
+
+    // A second history signed by the same key.
+    let mut forked = TestLog::new(0, 5, vec![test_signer()]);
+    for i in 5..12 {
+        forked.append(b"evil", format!("rewrite {i}").as_bytes());
+    }
+    let other = f.write("other11.txt", forked.signed(11).to_text());
+    let other_new = f.write("other12.txt", forked.signed(12).to_text());
+    let r = run(&["consistency", &old, &other, "--key", &f.key]);
+    assert_invalid(&r, "fork");
+    assert!(r.stdout.contains("SECURITY"), "{}", r.stdout);
+    let r = run(&["consistency", &old, &other_new, &proof, "--key", &f.key]);
+    assert_invalid(&r, "from size 11 to 30, but the checkpoints are of sizes 11 and 12");
+
+    let r = run(&["consistency", &new, &old, &proof, "--key", &f.key]);
+    assert_invalid(&r, "stale");
+    let junk = f.write("junk.json", "{\"from_size\": 11}");
+    assert_unusable(&run(&["consistency", &old, &new, &junk, "--key", &f.key]), "junk.json");
+}
+
+#[test]
+fn chain_subcommand() {
+    let f = Files::new();
+    let log = TestLog::new(0, 40, vec![test_signer()]);
+    let sizes = [3usize, 9, 9, 27, 40];
+    let chain = CheckpointChain::new(
+        sizes.iter().map(|&s| log.signed(s)).collect(),
+        sizes.windows(2).map(|w| log.consistency(w[0], w[1])).collect(),
+    )
+    .expect("chain");
+    let good = f.write("chain.json", chain.to_json());
+    let r = run(&["chain", &good, "--key", &f.key]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("valid: chain of 5 checkpoints"), "{}", r.stdout);
+
+    let mut proofs = chain.proofs().to_vec();
+    proofs[2].hashes[1].0[31] ^= 1;
+    let broken = CheckpointChain::new(chain.checkpoints().to_vec(), proofs).expect("chain");
+    let bad = f.write("broken.json", broken.to_json());
+    let r = run(&["chain", &bad, "--key", &f.key, "--json"]);
+    assert_eq!(r.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(v["fork"], true);
+    assert!(
+        v["reason"].as_str().expect("reason").contains("checkpoint 3 does not extend checkpoint 2")
+    );
+
+    let malformed = f.write(
+        "m.json",
+        "{\"format\":\"blockdb-checkpoint-chain/v1\",\"checkpoints\":[],\"proofs\":[]}",
+    );
+    assert_unusable(&run(&["chain", &malformed, "--key", &f.key]), "1..=");
+}
+
+#[test]
+fn help_explains_each_subcommand_with_an_example() {
+    let r = run(&["--help"]);
+    assert_eq!(r.code, 0);
+    for sub in ["bundle", "checkpoint", "consistency", "chain"] {
+        assert!(r.stdout.contains(sub), "{sub} listed");
+        let r = run(&[sub, "--help"]);
+        assert_eq!(r.code, 0);
+        assert!(r.stdout.contains("Example:"), "{sub} --help has an example");
+        assert!(r.stdout.contains("--key"), "{sub} --help explains trust");
+    }
+    let r = run(&["no-such-command"]);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn stdin_input() {
+    let log = TestLog::new(0, 4, vec![test_signer()]);
+    let key = test_signer().verifier_key().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_blockdb-verify"))
+        .args(["checkpoint", "-", "--key", &key])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(log.signed(4).to_text().as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8(out.stdout).expect("utf8").starts_with("valid: checkpoint"));
+}

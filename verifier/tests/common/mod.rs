@@ -1,0 +1,213 @@
+//! Shared by the integration tests: the third-party test data, a naive recursive RFC 6962
+//! reference implementation (tests only), and a small signed log to build bundles from.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use blockdb_verifier::checkpoint::shard_origin;
+use blockdb_verifier::{
+    Checkpoint, ConsistencyProof, Hash, Leaf, LogIndex, NoteSigner, ProofBundle, Record, ShardId,
+    SignedCheckpoint, TreeSize, TrustPolicy, TxnId, leaf_hash, node_hash,
+};
+use sha2::{Digest, Sha256};
+
+/// The path of `rel` under `../shared/testdata/`, or `None` (with a printed notice) when the data
+/// is not there. Under `CI=true` missing data fails the test instead.
+pub fn testdata(rel: &str) -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
+    let path = root.join(rel);
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("test data {} is missing and CI=true", path.display());
+    }
+    eprintln!("NOTICE: skipping: test data {} is not present", path.display());
+    None
+}
+
+pub fn testdata_json(rel: &str) -> Option<serde_json::Value> {
+    let path = testdata(rel)?;
+    let text = std::fs::read_to_string(&path).expect("read test data");
+    Some(serde_json::from_str(&text).expect("test data is JSON"))
+}
+
+pub fn h(hex: &str) -> Hash {
+    hex.parse().expect("64 hex digits")
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Leaf hashes of `n` distinct leaves.
+pub fn leaf_hashes(n: usize) -> Vec<Hash> {
+    (0..n).map(|i| leaf_hash(format!("leaf {i}").as_bytes())).collect()
+}
+
+/// The naive recursive definitions of RFC 6962 §2.1, written straight from the text.
+pub mod reference {
+    use super::*;
+
+    fn split(n: usize) -> usize {
+        let mut k = 1;
+        while k * 2 < n {
+            k *= 2;
+        }
+        k
+    }
+
+    /// MTH(D[n]) over leaf hashes.
+    pub fn root(d: &[Hash]) -> Hash {
+        match d.len() {
+            0 => Hash(sha256(b"")),
+            1 => d[0],
+            n => {
+                let k = split(n);
+                node_hash(&root(&d[..k]), &root(&d[k..]))
+            }
+        }
+    }
+
+    /// PATH(m, D[n]).
+    pub fn inclusion(m: usize, d: &[Hash]) -> Vec<Hash> {
+        let n = d.len();
+        if n <= 1 {
+            return Vec::new();
+        }
+        let k = split(n);
+        if m < k {
+            let mut p = inclusion(m, &d[..k]);
+            p.push(root(&d[k..]));
+            p
+        } else {
+            let mut p = inclusion(m - k, &d[k..]);
+            p.push(root(&d[..k]));
+            p
+        }
+    }
+
+    /// PROOF(m, D[n]) = SUBPROOF(m, D[n], true).
+    pub fn consistency(m: usize, d: &[Hash]) -> Vec<Hash> {
+        subproof(m, d, true)
+    }
+
+    fn subproof(m: usize, d: &[Hash], b: bool) -> Vec<Hash> {
+        let n = d.len();
+        if m == n {
+            return if b { Vec::new() } else { vec![root(d)] };
+        }
+        let k = split(n);
+        if m <= k {
+            let mut p = subproof(m, &d[..k], b);
+            p.push(root(&d[k..]));
+            p
+        } else {
+            let mut p = subproof(m - k, &d[k..], false);
+            p.push(root(&d[..k]));
+            p
+        }
+    }
+}
+
+pub const TEST_KEY_NAME: &str = "example.com/blockdb-test";
+pub const CLUSTER_ORIGIN: &str = "example.com/blockdb-test";
+
+/// The signer of `c2sp/checkpoint-8-leaf.txt`: seed SHA-256("blockdb test key").
+pub fn test_signer() -> NoteSigner {
+    NoteSigner::from_seed(TEST_KEY_NAME, &sha256(b"blockdb test key")).expect("valid name")
+}
+
+pub fn other_signer(name: &str) -> NoteSigner {
+    NoteSigner::from_seed(name, &sha256(name.as_bytes())).expect("valid name")
+}
+
+pub fn policy_of(signers: &[&NoteSigner], threshold: usize) -> TrustPolicy {
+    TrustPolicy::new(signers.iter().map(|s| s.verifier_key().clone()).collect(), threshold)
+        .expect("valid policy")
+}
+
+/// A small shard log held in memory, signed by `signers`.
+pub struct TestLog {
+    pub shard: ShardId,
+    pub origin: String,
+    pub records: Vec<(Vec<u8>, Vec<u8>)>,
+    pub leaves: Vec<Leaf>,
+    pub hashes: Vec<Hash>,
+    pub signers: Vec<NoteSigner>,
+}
+
+impl TestLog {
+    /// A log of `n` records `key-{i % 7}` = `value {i}`, each key's versions counted.
+    pub fn new(shard: u32, n: usize, signers: Vec<NoteSigner>) -> TestLog {
+        let shard = ShardId(shard);
+        let mut log = TestLog {
+            shard,
+            origin: shard_origin(CLUSTER_ORIGIN, shard),
+            records: Vec::new(),
+            leaves: Vec::new(),
+            hashes: Vec::new(),
+            signers,
+        };
+        for i in 0..n {
+            log.append(format!("key-{}", i % 7).as_bytes(), format!("value {i}").as_bytes());
+        }
+        log
+    }
+
+    pub fn append(&mut self, key: &[u8], value: &[u8]) {
+        let version = self.records.iter().filter(|(k, _)| k == key).count() as u64 + 1;
+        let index = LogIndex(self.leaves.len() as u64);
+        let leaf = Leaf::for_value(
+            self.shard,
+            index,
+            version,
+            1_700_000_000_000 + index.0,
+            TxnId::NONE,
+            key.to_vec(),
+            value,
+        );
+        self.hashes.push(leaf.hash().expect("leaf encodes"));
+        self.leaves.push(leaf);
+        self.records.push((key.to_vec(), value.to_vec()));
+    }
+
+    pub fn checkpoint(&self, size: usize) -> Checkpoint {
+        Checkpoint {
+            origin: self.origin.clone(),
+            size: TreeSize(size as u64),
+            root: reference::root(&self.hashes[..size]),
+            extensions: Vec::new(),
+        }
+    }
+
+    pub fn signed(&self, size: usize) -> SignedCheckpoint {
+        let signers: Vec<&NoteSigner> = self.signers.iter().collect();
+        self.checkpoint(size).sign(&signers).expect("checkpoint signs")
+    }
+
+    pub fn consistency(&self, from: usize, to: usize) -> ConsistencyProof {
+        ConsistencyProof {
+            from_size: TreeSize(from as u64),
+            to_size: TreeSize(to as u64),
+            hashes: reference::consistency(from, &self.hashes[..to]),
+        }
+    }
+
+    /// The bundle of record `index` against the checkpoint of `size`, with a consistency proof
+    /// from `trusted` if given.
+    pub fn bundle(&self, index: usize, size: usize, trusted: Option<usize>) -> ProofBundle {
+        let (key, value) = &self.records[index];
+        ProofBundle {
+            record: Record {
+                key: key.clone(),
+                version: self.leaves[index].version,
+                value: Some(value.clone()),
+            },
+            leaf: self.leaves[index].clone(),
+            inclusion_proof: reference::inclusion(index, &self.hashes[..size]),
+            checkpoint: self.signed(size),
+            consistency_proof: trusted.map(|from| self.consistency(from, size)),
+        }
+    }
+}
