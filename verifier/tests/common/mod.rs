@@ -1,6 +1,6 @@
 //! Shared by the integration tests: the third-party test data, a naive recursive RFC 6962
 //! reference implementation (tests only), and a small signed log to build bundles from.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file uses its own part of these helpers")]
 
 use std::io::Write as _;
 use std::path::PathBuf;
