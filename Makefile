@@ -1,7 +1,7 @@
 # `make verify` is the gate: formatting, lints, docs and every test. CI runs it through .ci/run.
 CARGO ?= cargo
 
-.PHONY: verify fmt clippy doc test bench run-verify
+.PHONY: verify fmt clippy doc test bench bench-storage run-verify
 
 verify: fmt clippy doc test
 
@@ -20,6 +20,10 @@ test:
 # Criterion benchmarks (not part of `verify`): prints time per verification and elements/s.
 bench:
 	$(CARGO) bench -p blockdb-verifier --bench verify
+
+# The storage engine against fjall (BLOCKDB_BENCH_KEYS, BLOCKDB_BENCH_QUICK=1; see the file).
+bench-storage:
+	$(CARGO) bench -p blockdb-server --bench storage_vs_fjall
 
 # Build the offline verifier; run it as target/release/blockdb-verify.
 run-verify:

@@ -1,0 +1,255 @@
+//! Group commit: concurrent writers share one log write and one fsync.
+//!
+//! Writers queue up. The writer at the front is the leader: it takes the batches queued behind
+//! it (up to `group_commit_bytes`), gives them consecutive sequence numbers, appends them to the
+//! write-ahead log as one record, fsyncs once, inserts them into the memtable, publishes the last
+//! sequence number, and wakes the others with their results. Then the next writer in the queue
+//! leads. Only the leader touches the log and freezes memtables, so neither needs more locking.
+//!
+//! A failed log write or fsync stops all writes: after a failed fsync the kernel may have dropped
+//! the dirty pages, so what the file holds is unknown, and carrying on could acknowledge a write
+//! that a crash then loses. Reopening recovers from what is on disk.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::storage::batch::WriteBatch;
+use crate::storage::engine::{Inner, SuperVersion};
+use crate::storage::error::{Result, StorageError};
+use crate::storage::key::SeqNo;
+use crate::storage::memtable::MemTable;
+use crate::storage::wal::{self, WalWriter};
+
+/// The log writer and sequence counter, used by the leader only.
+#[derive(Debug)]
+pub(crate) struct LeaderState {
+    pub(crate) wal: WalWriter,
+    pub(crate) last_seqno: SeqNo,
+}
+
+#[derive(Debug)]
+enum Op {
+    Write(WriteBatch, bool),
+    /// Freeze the memtable (for `flush` and `checkpoint`).
+    Rotate,
+}
+
+#[derive(Debug)]
+struct Slot {
+    op: Op,
+    result: Mutex<Option<Result<SeqNo>>>,
+}
+
+/// The queue of waiting writers.
+#[derive(Debug)]
+pub(crate) struct WriteQueue {
+    slots: Mutex<VecDeque<Arc<Slot>>>,
+    cv: Condvar,
+}
+
+impl WriteQueue {
+    pub(crate) fn new() -> WriteQueue {
+        WriteQueue { slots: Mutex::new(VecDeque::new()), cv: Condvar::new() }
+    }
+}
+
+/// Writes `batch` through the group commit; see the module docs.
+pub(crate) fn write(inner: &Inner, batch: WriteBatch, sync: bool) -> Result<SeqNo> {
+    submit(inner, Op::Write(batch, sync))
+}
+
+/// Freezes the current memtable (if it holds anything) so that it gets flushed.
+pub(crate) fn rotate(inner: &Inner) -> Result<()> {
+    submit(inner, Op::Rotate).map(|_| ())
+}
+
+fn submit(inner: &Inner, op: Op) -> Result<SeqNo> {
+    let slot = Arc::new(Slot { op, result: Mutex::new(None) });
+    let q = &inner.queue;
+    let mut slots = q.slots.lock().unwrap_or_else(|p| p.into_inner());
+    slots.push_back(slot.clone());
+    loop {
+        if let Some(r) = slot.result.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return r;
+        }
+        if slots.front().is_some_and(|f| Arc::ptr_eq(f, &slot)) {
+            break;
+        }
+        slots = q.cv.wait(slots).unwrap_or_else(|p| p.into_inner());
+    }
+    let group = take_group(&slots, inner.options.group_commit_bytes);
+    drop(slots);
+
+    let result = lead(inner, &group);
+
+    let mut slots = q.slots.lock().unwrap_or_else(|p| p.into_inner());
+    let own = match result {
+        Ok(seqnos) => {
+            for (s, seqno) in group.iter().zip(&seqnos).skip(1) {
+                *s.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ok(*seqno));
+            }
+            Ok(seqnos[0])
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for s in group.iter().skip(1) {
+                *s.result.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Err(StorageError::Poisoned(message.clone())));
+            }
+            Err(e)
+        }
+    };
+    for _ in 0..group.len() {
+        slots.pop_front();
+    }
+    q.cv.notify_all();
+    own
+}
+
+/// The leader's group: itself, and the writes queued behind it up to `bytes_max`. A rotation is
+/// always a group of its own.
+fn take_group(slots: &VecDeque<Arc<Slot>>, bytes_max: usize) -> Vec<Arc<Slot>> {
+    let first = slots.front().expect("the leader is in the queue").clone();
+    if matches!(first.op, Op::Rotate) {
+        return vec![first];
+    }
+    let mut bytes = 0;
+    let mut group = Vec::new();
+    for s in slots {
+        match &s.op {
+            Op::Write(b, _) if group.is_empty() || bytes + b.encoded_len() <= bytes_max => {
+                bytes += b.encoded_len();
+                group.push(s.clone());
+            }
+            _ => break,
+        }
+    }
+    group
+}
+
+/// Writes a group; returns each slot's sequence number (the last of its batch).
+fn lead(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<SeqNo>> {
+    if let Some(why) = &inner.lock_state().stopped {
+        return Err(StorageError::Poisoned(why.clone()));
+    }
+    let mut leader = inner.leader.lock().unwrap_or_else(|p| p.into_inner());
+    if matches!(group[0].op, Op::Rotate) {
+        if !inner.current().mem.is_empty() {
+            freeze_memtable(inner, &mut leader)?;
+        }
+        return Ok(vec![leader.last_seqno]);
+    }
+    make_room(inner, &mut leader)?;
+
+    let mut payload = Vec::new();
+    let mut seqnos = Vec::with_capacity(group.len());
+    let mut next = leader.last_seqno;
+    let mut sync = false;
+    let mut user_bytes = 0u64;
+    for s in group {
+        let Op::Write(batch, s_sync) = &s.op else { unreachable!("a rotation is a group alone") };
+        sync |= *s_sync;
+        if !batch.is_empty() {
+            batch.encode_into(SeqNo(next.0 + 1), &mut payload);
+            next = SeqNo(next.0 + batch.len() as u64);
+            user_bytes += batch.ops().map(|(_, k, v)| (k.len() + v.len()) as u64).sum::<u64>();
+        }
+        seqnos.push(next);
+    }
+    if payload.is_empty() {
+        return Ok(seqnos);
+    }
+    let mut framed = Vec::with_capacity(payload.len() + wal::HEADER_LEN);
+    wal::frame_into(&mut framed, &payload);
+    let written =
+        leader.wal.append(&framed).and_then(|()| if sync { leader.wal.sync() } else { Ok(()) });
+    if let Err(e) = written {
+        stop(inner, &e);
+        return Err(e);
+    }
+    // The group is durable (if asked); now make it visible.
+    let mem = inner.current().mem.clone();
+    let mut seqno = leader.last_seqno;
+    for s in group {
+        let Op::Write(batch, _) = &s.op else { continue };
+        for (kind, key, value) in batch.ops() {
+            seqno = SeqNo(seqno.0 + 1);
+            mem.insert(key, seqno, kind, value);
+        }
+    }
+    debug_assert_eq!(seqno, next);
+    leader.last_seqno = next;
+    inner.visible.store(next.0, std::sync::atomic::Ordering::Release);
+    let mut st = inner.lock_state();
+    st.stats.user_bytes += user_bytes;
+    st.stats.wal_bytes += framed.len() as u64;
+    Ok(seqnos)
+}
+
+/// Records the error that stops writes.
+pub(crate) fn stop(inner: &Inner, e: &StorageError) {
+    let mut st = inner.lock_state();
+    if st.stopped.is_none() {
+        st.stopped = Some(e.to_string());
+    }
+    inner.state_cv.notify_all();
+}
+
+/// Waits while the engine is behind (too many frozen memtables or level-0 tables), and freezes
+/// the memtable when it is full.
+fn make_room(inner: &Inner, leader: &mut LeaderState) -> Result<()> {
+    let options = &inner.options;
+    let mut st = inner.lock_state();
+    loop {
+        if let Some(why) = &st.stopped {
+            return Err(StorageError::Poisoned(why.clone()));
+        }
+        let sv = inner.current();
+        let full = sv.mem.approximate_bytes() >= options.memtable_bytes;
+        let l0 = sv.version.levels.first().map_or(0, Vec::len);
+        if l0 >= options.l0_stop_writes || (full && sv.imm.len() >= options.max_frozen_memtables) {
+            // Bounded: the background thread makes progress or records an error that stops us.
+            st = inner.state_cv.wait(st).unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        if !full {
+            return Ok(());
+        }
+        drop(st);
+        return freeze_memtable(inner, leader);
+    }
+}
+
+/// Starts a new log segment and memtable; the old memtable joins the frozen ones.
+fn freeze_memtable(inner: &Inner, leader: &mut LeaderState) -> Result<()> {
+    // The old segment is made durable first, so that only the newest segment can end in a torn
+    // write (recovery relies on it).
+    if let Err(e) = leader.wal.sync() {
+        stop(inner, &e);
+        return Err(e);
+    }
+    let number = inner.lock_state().allocate_file_number();
+    let wal = match WalWriter::create(&inner.dir, number, inner.options.memtable_bytes as u64) {
+        Ok(w) => w,
+        Err(e) => {
+            stop(inner, &e);
+            return Err(e);
+        }
+    };
+    // Crash point: the new segment exists but is empty; recovery replays both segments.
+    leader.wal = wal;
+    {
+        let _replacing = inner.lock_current();
+        let old = inner.current.load_full();
+        let mut imm = Vec::with_capacity(old.imm.len() + 1);
+        imm.push(old.mem.clone());
+        imm.extend(old.imm.iter().cloned());
+        inner.current.store(Arc::new(SuperVersion {
+            mem: Arc::new(MemTable::new(number)),
+            imm,
+            version: old.version.clone(),
+        }));
+    }
+    inner.state_cv.notify_all();
+    Ok(())
+}
