@@ -100,18 +100,25 @@ pub fn user_key(encoded: &[u8]) -> &[u8] {
     &encoded[..encoded.len().saturating_sub(TRAILER_LEN)]
 }
 
+/// The order of encoded internal keys: user key ascending, then sequence number and kind
+/// descending (newest first).
+pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
+    if a.len() >= TRAILER_LEN && b.len() >= TRAILER_LEN {
+        let (user_a, trailer_a) = a.split_at(a.len() - TRAILER_LEN);
+        let (user_b, trailer_b) = b.split_at(b.len() - TRAILER_LEN);
+        // Trailers are big-endian, so comparing their bytes compares their values.
+        return user_a.cmp(user_b).then_with(|| trailer_b.cmp(trailer_a));
+    }
+    // A key shorter than a trailer is malformed; order it as if zero-padded, consistently.
+    user_key(a).cmp(user_key(b)).then_with(|| trailer(b).cmp(&trailer(a)))
+}
+
 fn trailer(encoded: &[u8]) -> u64 {
     let split = encoded.len().saturating_sub(TRAILER_LEN);
     let mut t = [0u8; 8];
     let tail = &encoded[split..];
     t[TRAILER_LEN - tail.len()..].copy_from_slice(tail);
     u64::from_be_bytes(t)
-}
-
-/// The order of encoded internal keys: user key ascending, then sequence number and kind
-/// descending (newest first).
-pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
-    user_key(a).cmp(user_key(b)).then_with(|| trailer(b).cmp(&trailer(a)))
 }
 
 #[cfg(test)]

@@ -111,6 +111,14 @@ impl MemTable {
         })
     }
 
+    /// Calls `f` with every entry in order, without copying (for a flush).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+        for e in self.map.iter() {
+            f(&e.key().0, e.value())?;
+        }
+        Ok(())
+    }
+
     /// Copies up to `ITER_CHUNK` entries from `start` on.
     fn chunk(&self, start: Bound<&MemKey>, out: &mut Vec<Entry>) {
         out.clear();

@@ -2,20 +2,29 @@
 //!
 //! A point read of a key that a table does not hold should not touch the disk. The filter
 //! answers "certainly absent" or "maybe present" for a user key; it never answers absent for a
-//! key that was added (no false negatives), and at 10 bits a key it answers present for about 1%
-//! of absent keys.
+//! key that was added (no false negatives), and at 10 bits a key it answers present for about
+//! 1.2% of absent keys.
 //!
-//! The user key is hashed once with xxh3 (64 bits); the `k` probe positions are
-//! `h1 + i·h2 mod m` for `i` in `0..k` (double hashing, Kirsch and Mitzenmacher), with `h1` the
-//! hash and `h2` the hash rotated by 32 bits, so one hash serves every probe.
+//! It is a blocked filter: the bit array is cut into 512-bit blocks (one 64-byte cache line), a
+//! key's hash picks one block, and all `k` probes fall inside it. A lookup then costs one cache
+//! miss instead of `k`, which is most of the cost of a read that misses: a miss probes the filter
+//! of every level it passes. The price is a slightly higher false-positive rate than a classic
+//! filter of the same size (about 1.2% instead of 0.8% at 10 bits a key).
 //!
-//! Encoded form (the filter block's contents): the bit array (`m / 8` bytes, bit `j` is bit
-//! `j % 8` of byte `j / 8`), then one byte `k`. Empty contents mean "no filter".
+//! The user key is hashed once with xxh3 (64 bits). The high 32 bits pick the block
+//! (`(h >> 32) · blocks >> 32`); the low 32 bits `g` give the probes `g + i·d mod 512` for `i` in
+//! `0..k`, with `d = (g >> 17) | 1`, odd, so that the `k` probes are distinct.
+//!
+//! Encoded form (the filter block's contents): the bit array, a whole number of 64-byte blocks
+//! (bit `j` of a block is bit `j % 8` of its byte `j / 8`), then one byte `k`. Empty contents mean
+//! "no filter".
 
 use xxhash_rust::xxh3::xxh3_64;
 
-/// Fewest bits a filter has, so that a table of one key still gets a useful filter.
-const MIN_BITS: u64 = 64;
+/// Bytes of one block: a cache line.
+const BLOCK_BYTES: u64 = 64;
+/// Bits of one block.
+const BLOCK_BITS: u32 = 512;
 /// Most probes; more than this costs time without lowering the false-positive rate.
 const MAX_PROBES: u32 = 30;
 /// Largest bit array in bytes, keeping the filter block far below the 4 GiB a block can hold.
@@ -44,12 +53,14 @@ impl BloomFilter {
         let num_probes = ((f64::from(bits_per_key) * std::f64::consts::LN_2).round() as u32)
             .clamp(1, MAX_PROBES);
         let wanted_bits = (hashes.len() as u64).saturating_mul(u64::from(bits_per_key));
-        let num_bytes = wanted_bits.max(MIN_BITS).div_ceil(8).min(MAX_BYTES);
+        let num_blocks =
+            wanted_bits.div_ceil(8).div_ceil(BLOCK_BYTES).clamp(1, MAX_BYTES / BLOCK_BYTES);
+        let num_bytes = num_blocks * BLOCK_BYTES;
         let mut out = vec![0u8; num_bytes as usize + 1];
-        let num_bits = num_bytes * 8;
         for &hash in hashes {
-            for bit in probes(hash, num_bits, num_probes) {
-                out[(bit / 8) as usize] |= 1 << (bit % 8);
+            let base = block_of(hash, num_blocks) * BLOCK_BYTES as usize;
+            for bit in probes(hash, num_probes) {
+                out[base + (bit / 8) as usize] |= 1 << (bit % 8);
             }
         }
         out[num_bytes as usize] = num_probes as u8;
@@ -65,8 +76,8 @@ impl BloomFilter {
         let Some((&num_probes, bits)) = contents.split_last() else {
             return Ok(None);
         };
-        if bits.is_empty() {
-            return Err("filter has a probe count but no bits");
+        if bits.is_empty() || !(bits.len() as u64).is_multiple_of(BLOCK_BYTES) {
+            return Err("filter bits are not a whole number of 64-byte blocks");
         }
         if num_probes == 0 || u32::from(num_probes) > MAX_PROBES {
             return Err("filter probe count is outside 1..=30");
@@ -76,9 +87,10 @@ impl BloomFilter {
 
     /// Whether the key with hash `hash` may have been added; `false` means it certainly was not.
     pub(crate) fn may_contain(&self, hash: u64) -> bool {
-        let num_bits = self.bits.len() as u64 * 8;
-        probes(hash, num_bits, self.num_probes)
-            .all(|bit| self.bits[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
+        let num_blocks = self.bits.len() as u64 / BLOCK_BYTES;
+        let base = block_of(hash, num_blocks) * BLOCK_BYTES as usize;
+        let block = &self.bits[base..base + BLOCK_BYTES as usize];
+        probes(hash, self.num_probes).all(|bit| block[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
     }
 
     /// Bytes of memory the filter holds.
@@ -87,16 +99,17 @@ impl BloomFilter {
     }
 }
 
-/// The `num_probes` bit positions of `hash` in an array of `num_bits` (> 0) bits.
-fn probes(hash: u64, num_bits: u64, num_probes: u32) -> impl Iterator<Item = u64> {
-    let step = hash.rotate_left(32) % num_bits;
-    let mut bit = hash % num_bits;
-    (0..num_probes).map(move |_| {
-        let this = bit;
-        // Both terms are below num_bits, so the sum does not overflow.
-        bit = (bit + step) % num_bits;
-        this
-    })
+/// The block of `hash` among `num_blocks` (> 0, below 2^32) blocks.
+fn block_of(hash: u64, num_blocks: u64) -> usize {
+    // Multiply-shift maps the high 32 bits onto 0..num_blocks without a division.
+    (((hash >> 32) * num_blocks) >> 32) as usize
+}
+
+/// The `num_probes` bit positions of `hash` inside its block.
+fn probes(hash: u64, num_probes: u32) -> impl Iterator<Item = u32> {
+    let g = hash as u32;
+    let step = (g >> 17) | 1;
+    (0..num_probes).map(move |i| g.wrapping_add(i.wrapping_mul(step)) % BLOCK_BITS)
 }
 
 #[cfg(test)]
@@ -122,11 +135,11 @@ mod tests {
 
     #[test]
     fn false_positive_rate_at_10_bits_per_key_is_low() {
-        // Phase 1: a filter of 10,000 keys at 10 bits a key (theory: about 0.8%).
+        // Phase 1: a filter of 10,000 keys at 10 bits a key (theory: about 1.2% blocked).
         let filter = BloomFilter::decode(&BloomFilter::build(&key_hashes(0..10_000, "in"), 10))
             .expect("decodes")
             .expect("a filter");
-        assert_eq!(filter.memory_bytes(), 12_500);
+        assert_eq!(filter.memory_bytes(), 12_544, "196 blocks of 64 bytes");
         // Phase 2: 10,000 keys that were not added.
         let false_positives =
             key_hashes(0..10_000, "out").iter().filter(|&&h| filter.may_contain(h)).count();
@@ -139,9 +152,15 @@ mod tests {
         assert!(BloomFilter::build(&[], 10).is_empty(), "no keys: no filter");
         assert!(BloomFilter::decode(&[]).expect("empty is valid").is_none());
         assert!(BloomFilter::decode(&[7]).is_err(), "no bits");
-        assert!(BloomFilter::decode(&[0xff, 0]).is_err(), "zero probes");
-        assert!(BloomFilter::decode(&[0xff, 31]).is_err(), "too many probes");
-        let all_ones = BloomFilter::decode(&[0xff, 30]).expect("valid").expect("a filter");
+        let block_with = |k: u8| {
+            let mut v = vec![0xff; 64];
+            v.push(k);
+            v
+        };
+        assert!(BloomFilter::decode(&block_with(0)).is_err(), "zero probes");
+        assert!(BloomFilter::decode(&block_with(31)).is_err(), "too many probes");
+        assert!(BloomFilter::decode(&[0xff, 7]).is_err(), "not a whole block");
+        let all_ones = BloomFilter::decode(&block_with(30)).expect("valid").expect("a filter");
         assert!(all_ones.may_contain(12345), "every bit set: everything may be present");
     }
 }
