@@ -95,3 +95,44 @@ fn a_scan_started_before_compactions_reads_its_snapshot_to_the_end() {
     assert_eq!(rest, want[1..], "the scan sees its own snapshot, whole");
     assert_eq!(engine.get(b"k00000").expect("get"), Some(value(0, 1)));
 }
+
+#[test]
+fn concurrent_readers_never_see_a_value_go_back_or_vanish_across_flushes_and_compactions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Arc::new(Engine::open(dir.path(), options()).expect("open"));
+    engine.put(b"counter", &0u64.to_be_bytes()).expect("put");
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (engine, done) = (engine.clone(), done.clone());
+            std::thread::spawn(move || {
+                let (mut last, mut reads) = (0u64, 0u64);
+                while !done.load(Ordering::Relaxed) {
+                    let v =
+                        engine.get(b"counter").expect("get").expect("the counter is never absent");
+                    let n = u64::from_be_bytes(v.as_slice().try_into().expect("8 bytes"));
+                    assert!(n >= last, "the counter went back from {last} to {n}");
+                    last = n;
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    // Each write moves the counter and adds filler, so memtables fill, flush and compact.
+    for n in 1..=3000u64 {
+        let mut b = WriteBatch::new();
+        b.put(b"counter".to_vec(), n.to_be_bytes().to_vec());
+        b.put(format!("filler{:05}", n % 500), vec![n as u8; 100]);
+        engine.write(b).expect("write");
+    }
+    done.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().expect("reader") > 0);
+    }
+    assert!(
+        engine.stats().compactions > 0,
+        "compactions ran during the reads: {:?}",
+        engine.stats()
+    );
+}

@@ -125,8 +125,40 @@ impl Inner {
         table_path(&self.dir, id)
     }
 
-    fn get_at(&self, key: &[u8], snapshot: SeqNo) -> Result<Option<Vec<u8>>> {
-        let sv = self.current.load();
+    /// The view a read of the latest state uses: a super-version and a sequence number such that
+    /// every write up to that number is in the super-version, and no version a read at that
+    /// number needs has been compacted away.
+    ///
+    /// The super-version is loaded first and the sequence number second, then the super-version
+    /// is checked to still be current. If it is, every write up to the number went into its
+    /// memtables (a frozen memtable is replaced by a new super-version before any write goes to
+    /// the new one), and every compaction it reflects started before the number was read, so it
+    /// kept what a read at the number sees. If it is not, a freeze, flush or compaction happened
+    /// in between and the read starts over; those are rare and each retry is short.
+    fn latest_view(&self) -> (Arc<SuperVersion>, SeqNo) {
+        loop {
+            let sv = self.current.load_full();
+            let seqno = self.visible();
+            if Arc::ptr_eq(&sv, &self.current.load()) {
+                return (sv, seqno);
+            }
+        }
+    }
+
+    /// The value of `key` at `snapshot`, a registered snapshot's number, or the latest if `None`.
+    fn get_at(&self, key: &[u8], snapshot: Option<SeqNo>) -> Result<Option<Vec<u8>>> {
+        // As `latest_view`, with guards instead of reference counts: a point read is short, and
+        // this keeps concurrent readers from contending on the super-version's counter.
+        let (sv, snapshot) = match snapshot {
+            Some(s) => (self.current.load(), s),
+            None => loop {
+                let sv = self.current.load();
+                let seqno = self.visible();
+                if Arc::ptr_eq(&sv, &self.current.load()) {
+                    break (sv, seqno);
+                }
+            },
+        };
         let found = std::iter::once(&sv.mem).chain(&sv.imm).find_map(|m| m.get(key, snapshot));
         let found = match found {
             Some(f) => Some(f),
@@ -138,14 +170,17 @@ impl Inner {
         })
     }
 
+    /// A scan at `snapshot` (a registered snapshot's number), or of the latest state if `None`.
     fn scan_at(
         &self,
         start: Bound<Vec<u8>>,
         end: Bound<Vec<u8>>,
-        snapshot: SeqNo,
-        pin: Option<Box<dyn std::any::Any + Send + Sync>>,
+        snapshot: Option<SeqNo>,
     ) -> ScanIter {
-        let sv = self.current();
+        let (sv, snapshot) = match snapshot {
+            Some(s) => (self.current.load_full(), s),
+            None => self.latest_view(),
+        };
         let mut children: Vec<BoxedIter> = Vec::new();
         for m in std::iter::once(&sv.mem).chain(&sv.imm) {
             children.push(Box::new(MemTableIter::new(m.clone())));
@@ -159,8 +194,7 @@ impl Inner {
                 children.push(Box::new(LevelIter::new(tables.clone())));
             }
         }
-        let mut pins: Vec<Box<dyn std::any::Any + Send + Sync>> = vec![Box::new(sv)];
-        pins.extend(pin);
+        let pins: Vec<Box<dyn std::any::Any + Send + Sync>> = vec![Box::new(sv)];
         ScanIter::new(MergeIter::new(children), snapshot, start, end, pins)
     }
 }
@@ -308,19 +342,19 @@ impl Engine {
     /// # Errors
     /// I/O errors and corruption found while reading.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.get_at(key, self.inner.visible())
+        self.inner.get_at(key, None)
     }
 
     /// The visible records with keys in `range`, in key order.
     pub fn scan<R: RangeBounds<Vec<u8>>>(&self, range: R) -> ScanIter {
         let (start, end) = bounds(range);
-        self.inner.scan_at(start, end, self.inner.visible(), None)
+        self.inner.scan_at(start, end, None)
     }
 
     /// The visible records whose keys start with `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> ScanIter {
         let (start, end) = prefix_bounds(prefix);
-        self.inner.scan_at(start, end, self.inner.visible(), None)
+        self.inner.scan_at(start, end, None)
     }
 
     /// A consistent view of the store as it is now; later writes are not seen through it. Old
@@ -460,13 +494,13 @@ impl Snapshot {
     /// # Errors
     /// I/O errors and corruption found while reading.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.get_at(key, self.seqno)
+        self.inner.get_at(key, Some(self.seqno))
     }
 
     /// The records with keys in `range` as of the snapshot.
     pub fn scan<R: RangeBounds<Vec<u8>>>(&self, range: R) -> ScanIter {
         let (start, end) = bounds(range);
-        self.inner.scan_at(start, end, self.seqno, None)
+        self.inner.scan_at(start, end, Some(self.seqno))
     }
 }
 
