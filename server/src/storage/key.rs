@@ -106,8 +106,8 @@ pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
     if a.len() >= TRAILER_LEN && b.len() >= TRAILER_LEN {
         let (user_a, trailer_a) = a.split_at(a.len() - TRAILER_LEN);
         let (user_b, trailer_b) = b.split_at(b.len() - TRAILER_LEN);
-        // Trailers are big-endian, so comparing their bytes compares their values.
-        return user_a.cmp(user_b).then_with(|| trailer_b.cmp(trailer_a));
+        let t = |b: &[u8]| u64::from_be_bytes(b.try_into().expect("a trailer is 8 bytes"));
+        return user_a.cmp(user_b).then_with(|| t(trailer_b).cmp(&t(trailer_a)));
     }
     // A key shorter than a trailer is malformed; order it as if zero-padded, consistently.
     user_key(a).cmp(user_key(b)).then_with(|| trailer(b).cmp(&trailer(a)))

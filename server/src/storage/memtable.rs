@@ -22,21 +22,44 @@ const ENTRY_OVERHEAD: usize = 64;
 /// Entries an iterator copies out of the skip list at a time.
 const ITER_CHUNK: usize = 64;
 
-/// An encoded internal key ordered by [`key::compare`].
+/// An encoded internal key ordered by [`key::compare`], with the first 8 bytes of its user key
+/// kept beside it as a number.
+///
+/// Most comparisons in the skip list are decided by `head` alone, without following the pointer
+/// to the key's bytes: a cache miss saved at every node a search passes, which is most of the
+/// cost of an insert. `head` orders like the bytes: the user key's first 8 bytes, big-endian,
+/// zero-padded; when two heads differ, the first differing byte decides both orders the same way
+/// (a zero pad against a nonzero byte is a shorter key against a longer one), and equal heads
+/// fall back to the full comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct MemKey(Vec<u8>);
+struct MemKey {
+    head: u64,
+    key: Vec<u8>,
+}
 
-/// A key and value copied out of the memtable.
-type Entry = (Vec<u8>, Box<[u8]>);
+impl MemKey {
+    fn new(encoded: Vec<u8>) -> MemKey {
+        MemKey { head: head_of(key::user_key(&encoded)), key: encoded }
+    }
 
-thread_local! {
-    /// The seek key of [`MemTable::get`], reused so that a lookup allocates nothing.
-    static SEEK_KEY: RefCell<MemKey> = const { RefCell::new(MemKey(Vec::new())) };
+    /// Replaces the key, reusing its buffer.
+    fn set(&mut self, user_key: &[u8], seqno: SeqNo, kind: ValueKind) {
+        self.key.clear();
+        key::encode_into(&mut self.key, user_key, seqno, kind);
+        self.head = head_of(user_key);
+    }
+}
+
+fn head_of(user_key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = user_key.len().min(8);
+    b[..n].copy_from_slice(&user_key[..n]);
+    u64::from_be_bytes(b)
 }
 
 impl Ord for MemKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        key::compare(&self.0, &other.0)
+        self.head.cmp(&other.head).then_with(|| key::compare(&self.key, &other.key))
     }
 }
 
@@ -44,6 +67,14 @@ impl PartialOrd for MemKey {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
+}
+
+/// A key and value copied out of the memtable.
+type Entry = (Vec<u8>, Box<[u8]>);
+
+thread_local! {
+    /// The seek key of [`MemTable::get`], reused so that a lookup allocates nothing.
+    static SEEK_KEY: RefCell<MemKey> = const { RefCell::new(MemKey { head: 0, key: Vec::new() }) };
 }
 
 /// Recent writes in memory.
@@ -78,7 +109,7 @@ impl MemTable {
         self.approximate_bytes
             .fetch_add(k.len() + value.len() + ENTRY_OVERHEAD, AtomicOrdering::Relaxed);
         self.max_seqno.fetch_max(seqno.0, AtomicOrdering::Relaxed);
-        self.map.insert(MemKey(k), value.into());
+        self.map.insert(MemKey::new(k), value.into());
     }
 
     /// The largest sequence number inserted (0 for an empty memtable).
@@ -103,10 +134,9 @@ impl MemTable {
         }
         SEEK_KEY.with(|seek| {
             let mut seek = seek.borrow_mut();
-            seek.0.clear();
-            key::encode_into(&mut seek.0, user_key, snapshot, ValueKind::Put);
+            seek.set(user_key, snapshot, ValueKind::Put);
             let entry = self.map.lower_bound(Bound::Included(&*seek))?;
-            let parsed = key::parse(&entry.key().0).expect("memtable keys are encoded by insert");
+            let parsed = key::parse(&entry.key().key).expect("memtable keys are encoded by insert");
             (parsed.user_key == user_key).then(|| (parsed.kind, entry.value().to_vec()))
         })
     }
@@ -114,7 +144,7 @@ impl MemTable {
     /// Calls `f` with every entry in order, without copying (for a flush).
     pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
         for e in self.map.iter() {
-            f(&e.key().0, e.value())?;
+            f(&e.key().key, e.value())?;
         }
         Ok(())
     }
@@ -125,7 +155,7 @@ impl MemTable {
         let mut range = self.map.range((start, Bound::Unbounded));
         while out.len() < ITER_CHUNK {
             match range.next() {
-                Some(e) => out.push((e.key().0.clone(), e.value().clone())),
+                Some(e) => out.push((e.key().key.clone(), e.value().clone())),
                 None => break,
             }
         }
@@ -161,7 +191,7 @@ impl InternalIterator for MemTableIter {
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        let target = MemKey(target.to_vec());
+        let target = MemKey::new(target.to_vec());
         self.fill(Bound::Included(&target));
         Ok(())
     }
@@ -169,7 +199,7 @@ impl InternalIterator for MemTableIter {
     fn next(&mut self) -> Result<()> {
         self.pos += 1;
         if self.pos == self.buf.len() && self.buf.len() == ITER_CHUNK {
-            let last = MemKey(self.buf[ITER_CHUNK - 1].0.clone());
+            let last = MemKey::new(self.buf[ITER_CHUNK - 1].0.clone());
             self.fill(Bound::Excluded(&last));
         }
         Ok(())
@@ -207,6 +237,34 @@ mod tests {
         assert_eq!(m.get(b"k", SeqNo(100)), Some((ValueKind::Put, b"eight".to_vec())));
         assert_eq!(m.get(b"j", SeqNo(100)), None);
         assert_eq!(m.get(b"kk", SeqNo(3)), None);
+    }
+
+    #[test]
+    fn head_order_agrees_with_key_compare() {
+        let keys: Vec<&[u8]> = vec![
+            b"a",
+            b"a\0",
+            b"a\0\0",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefghi",
+            b"abcdefgg\xff",
+            b"\xff",
+            b"\0",
+            b"\0\0\0\0\0\0\0\0\x01",
+            b"b",
+        ];
+        for a in &keys {
+            for b in &keys {
+                for (sa, sb) in [(1, 1), (1, 2), (2, 1)] {
+                    let ka = key::encode(a, SeqNo(sa), ValueKind::Put);
+                    let kb = key::encode(b, SeqNo(sb), ValueKind::Put);
+                    let want = key::compare(&ka, &kb);
+                    assert_eq!(MemKey::new(ka).cmp(&MemKey::new(kb)), want, "{a:?} {b:?}");
+                }
+            }
+        }
     }
 
     #[test]
