@@ -196,7 +196,7 @@ impl Recovered {
         }
         let wal_number = next_file_number;
         next_file_number += 1;
-        let wal_writer = WalWriter::create(dir, wal_number, options.memtable_bytes as u64)?;
+        let wal_writer = WalWriter::create(dir, wal_number, wal::PREALLOCATE_BYTES)?;
         m.next_file_number = next_file_number;
         m.last_seqno = last_seqno;
         m.log_number = wal_number;

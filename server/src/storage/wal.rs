@@ -38,6 +38,8 @@ use crate::storage::error::{IoContext, Result, corruption};
 
 /// Length of a record header.
 pub(crate) const HEADER_LEN: usize = 8;
+/// How far ahead of its contents a segment is grown (see [`WalWriter::create`]).
+pub(crate) const PREALLOCATE_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest record the log accepts; a longer length in a header is corruption.
 pub(crate) const RECORD_LEN_MAX: usize = 512 * 1024 * 1024;
 
@@ -74,24 +76,44 @@ pub(crate) struct WalWriter {
     path: PathBuf,
     number: u64,
     len: u64,
+    /// The file's length: `len` rounded up to a whole number of `chunk_bytes`.
+    allocated: u64,
+    chunk_bytes: u64,
 }
 
 impl WalWriter {
-    /// Creates segment `number` in `dir` (which must not exist), sized to `preallocate_bytes`,
-    /// and fsyncs it and the directory, so the new file survives a crash.
+    /// Creates segment `number` in `dir` (which must not exist), and fsyncs it and the
+    /// directory, so the new file survives a crash.
     ///
-    /// The size is set up front (a sparse file: nothing is written) because then an append does
-    /// not change the file's length, and the fdatasync after it has no inode update to make;
-    /// measured here, that makes a small durable append about a third faster. Recovery reads the
-    /// zeros past the last record as the clean end of the segment.
-    pub(crate) fn create(dir: &Path, number: u64, preallocate_bytes: u64) -> Result<WalWriter> {
+    /// The file is grown ahead of the appends, `chunk_bytes` at a time (a sparse extension:
+    /// nothing is written), because an append that does not change the file's length leaves
+    /// the fdatasync after it no inode update to make; measured here, that makes a small durable
+    /// append about a third faster. Growing by chunks rather than all at once keeps the file's
+    /// size close to its contents. Recovery reads the zeros past the last record as the clean
+    /// end of the segment.
+    pub(crate) fn create(dir: &Path, number: u64, chunk_bytes: u64) -> Result<WalWriter> {
         let path = segment_path(dir, number);
         let file =
             OpenOptions::new().write(true).create_new(true).open(&path).io("create", &path)?;
-        file.set_len(preallocate_bytes).io("preallocate", &path)?;
-        file.sync_all().io("fsync", &path)?;
+        let mut w = WalWriter { file, path, number, len: 0, allocated: 0, chunk_bytes };
+        w.grow_to(0);
+        w.file.sync_all().io("fsync", &w.path)?;
         sync_dir(dir)?;
-        Ok(WalWriter { file, path, number, len: 0 })
+        Ok(w)
+    }
+
+    /// Grows the file ahead of `end`, best effort: growing is only a speed-up, so if the file
+    /// system refuses (a file-size limit, say), the segment stops growing ahead and appends
+    /// extend it as they go; a real lack of space then fails the append itself.
+    fn grow_to(&mut self, end: u64) {
+        if self.chunk_bytes == 0 || end < self.allocated {
+            return;
+        }
+        let target = (end / self.chunk_bytes + 1) * self.chunk_bytes;
+        match self.file.set_len(target) {
+            Ok(()) => self.allocated = target,
+            Err(_) => self.chunk_bytes = 0,
+        }
     }
 
     /// The segment's number.
@@ -101,8 +123,10 @@ impl WalWriter {
 
     /// Appends framed records with one write. Not durable until [`WalWriter::sync`].
     pub(crate) fn append(&mut self, framed: &[u8]) -> Result<()> {
+        let end = self.len + framed.len() as u64;
+        self.grow_to(end);
         self.file.write_all(framed).io("write", &self.path)?;
-        self.len += framed.len() as u64;
+        self.len = end;
         Ok(())
     }
 

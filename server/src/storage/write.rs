@@ -229,7 +229,7 @@ fn freeze_memtable(inner: &Inner, leader: &mut LeaderState) -> Result<()> {
         return Err(e);
     }
     let number = inner.lock_state().allocate_file_number();
-    let wal = match WalWriter::create(&inner.dir, number, inner.options.memtable_bytes as u64) {
+    let wal = match WalWriter::create(&inner.dir, number, wal::PREALLOCATE_BYTES) {
         Ok(w) => w,
         Err(e) => {
             stop(inner, &e);
