@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::storage::compaction::{self, Compaction};
 use crate::storage::engine::{Inner, SuperVersion, meta_of};
-use crate::storage::error::Result;
+use crate::storage::error::{Result, StorageError};
 use crate::storage::manifest;
 use crate::storage::sstable::{Table, TableWriter};
 use crate::storage::version::{TableHandle, Version};
@@ -46,10 +46,13 @@ pub(crate) fn run(inner: &Arc<Inner>) {
             Job::Flush => flush_oldest(inner),
             Job::Compact(c) => compact(inner, c),
         };
-        if let Err(e) = result {
-            // A failed flush or compaction (a full disk, say) stops writes; the data is still in
-            // the log and the old tables, and reopening the store retries.
-            crate::storage::write::stop(inner, &e);
+        match result {
+            Ok(()) | Err(StorageError::Closed) => {}
+            Err(e) => {
+                // A failed flush or compaction (a full disk, say) stops writes; the data is still
+                // in the log and the old tables, and reopening the store retries.
+                crate::storage::write::stop(inner, &e);
+            }
         }
         inner.state_cv.notify_all();
     }
@@ -109,7 +112,7 @@ fn flush_oldest(inner: &Inner) -> Result<()> {
     if let Err(e) = std::fs::remove_file(&old)
         && e.kind() != std::io::ErrorKind::NotFound
     {
-        return Err(crate::storage::StorageError::Io { op: "remove", path: old, source: e });
+        return Err(StorageError::Io { op: "remove", path: old, source: e });
     }
     Ok(())
 }

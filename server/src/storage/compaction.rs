@@ -31,7 +31,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::storage::engine::{Inner, State, meta_of, table_path};
-use crate::storage::error::{Result, corruption};
+use crate::storage::error::{Result, StorageError, corruption};
 use crate::storage::iter::InternalIterator;
 use crate::storage::key::{self, SeqNo, ValueKind};
 use crate::storage::merge::{BoxedIter, LevelIter, MergeIter};
@@ -98,7 +98,7 @@ pub(crate) fn run(
     merged.seek_to_first()?;
 
     let mut out = Output { inner, outputs: Vec::new(), writer: None };
-    let result = merge_into(&mut merged, &mut out, c.bottommost, smallest_snapshot);
+    let result = merge_into(inner, &mut merged, &mut out, c.bottommost, smallest_snapshot);
     match result.and_then(|()| out.finish_current()) {
         Ok(()) => Ok(out.outputs),
         Err(e) => {
@@ -109,7 +109,11 @@ pub(crate) fn run(
     }
 }
 
+/// Entries merged between checks that the engine is not closing.
+const CLOSE_CHECK_INTERVAL: u64 = 64 * 1024;
+
 fn merge_into(
+    inner: &Inner,
     merged: &mut MergeIter,
     out: &mut Output<'_>,
     bottommost: bool,
@@ -117,7 +121,14 @@ fn merge_into(
 ) -> Result<()> {
     let mut current_key: Vec<u8> = Vec::new();
     let mut newer_seqno: Option<SeqNo> = None;
+    let mut merged_entries = 0u64;
     while merged.valid() {
+        merged_entries += 1;
+        if merged_entries.is_multiple_of(CLOSE_CHECK_INTERVAL) && inner.lock_state().closing {
+            // A long compaction does not hold up closing: its outputs are abandoned and its
+            // inputs stay the live tables.
+            return Err(StorageError::Closed);
+        }
         let parsed = key::parse(merged.key())
             .ok_or_else(|| corruption("<compaction input>", 0, "malformed internal key"))?;
         if newer_seqno.is_none() || parsed.user_key != current_key.as_slice() {
