@@ -23,6 +23,12 @@ impl Frontier {
         Frontier::default()
     }
 
+    /// The frontier of a tree of `size` leaves from the roots of its complete subtrees, largest
+    /// (leftmost) first: one per set bit of `size`. `None` when the count does not match.
+    pub fn from_nodes(size: TreeSize, nodes: Vec<Hash>) -> Option<Frontier> {
+        (nodes.len() == size.0.count_ones() as usize).then_some(Frontier { size: size.0, nodes })
+    }
+
     /// Number of leaves appended so far.
     pub fn size(&self) -> TreeSize {
         TreeSize(self.size)
