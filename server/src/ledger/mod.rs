@@ -1,7 +1,10 @@
 //! The ledger: what a shard commits to and proves.
 //!
 //! - [`tree`]: the shard's Merkle log, stored as tlog-tiles in the storage engine, with proofs.
+//! - [`node_key`]: the node's Ed25519 key, which signs its checkpoints.
 
+pub mod node_key;
 pub mod tree;
 
+pub use node_key::{NodeKey, NodeKeyError};
 pub use tree::{MerkleLog, TreeError};
