@@ -2,9 +2,12 @@
 //!
 //! - [`tree`]: the shard's Merkle log, stored as tlog-tiles in the storage engine, with proofs.
 //! - [`node_key`]: the node's Ed25519 key, which signs its checkpoints.
+//! - [`shard`]: a shard's records, versions, log and applied index, and its proof bundles.
 
 pub mod node_key;
+pub mod shard;
 pub mod tree;
 
 pub use node_key::{NodeKey, NodeKeyError};
+pub use shard::{Command, Outcome, Shard, ShardError};
 pub use tree::{MerkleLog, TreeError};

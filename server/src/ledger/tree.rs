@@ -74,7 +74,7 @@ pub fn tile_key(shard: ShardId, level: u8, index: u64) -> Vec<u8> {
 }
 
 /// A shard's Merkle log.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MerkleLog {
     shard: ShardId,
     frontier: Frontier,

@@ -1,0 +1,337 @@
+//! A shard's state: its records, their versions, its Merkle log, and the applied index, all in
+//! the storage engine and all changed by one atomic write batch per applied Raft entry.
+//!
+//! Applying is deterministic: the outcome of a command depends only on the state and the entry
+//! (the commit time comes in the entry), so every replica that applies the same entries holds the
+//! same records and the same tree.
+//!
+//! # Keys in the storage engine (shard `s`, u32 big-endian)
+//!
+//! | key                                      | value                                    |
+//! |------------------------------------------|------------------------------------------|
+//! | `"R" ‖ s ‖ esc(key) ‖ version (u64 BE)`  | log index (u64 BE) ‖ value               |
+//! | `"V" ‖ s ‖ key`                          | latest version (u64 BE)                  |
+//! | `"E" ‖ s ‖ log index (u64 BE)`           | the leaf bytes (verifier's leaf format)  |
+//! | `"A" ‖ s`                                | applied Raft index (u64 BE) ‖ tree size (u64 BE) |
+//! | `"L" ‖ s ‖ ...`                          | Merkle log tiles ([`crate::ledger::tree`]) |
+//!
+//! `esc(key)` writes each 0x00 byte of the key as 0x00 0xFF and ends with 0x00 0x00, so that
+//! records sort by key, then version, whatever the keys' lengths: a key's history is one
+//! contiguous range, and a range scan over keys is one scan.
+
+use blockdb_verifier::checkpoint::shard_origin;
+use blockdb_verifier::{
+    Checkpoint, Hash, Leaf, LogIndex, ProofBundle, Record, ShardId, TreeSize, TxnId,
+};
+
+use crate::ledger::node_key::NodeKey;
+use crate::ledger::tree::{MerkleLog, TreeError};
+use crate::storage::{Engine, StorageError, WriteBatch};
+
+/// A write command, as a Raft entry carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Create `key` at version 1; refused if the key has any version.
+    Insert {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Add the next version of `key`; if `expected_version` is given, only when the key's
+    /// current version is exactly that (0 for a key with no version yet).
+    Append {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+        /// The version the key must be at.
+        expected_version: Option<u64>,
+    },
+}
+
+/// The outcome of one command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The record was committed at `version`, as leaf `log_index`.
+    Committed {
+        /// The record's version.
+        version: u64,
+        /// Its leaf's position in the shard's log.
+        log_index: LogIndex,
+    },
+    /// Refused: the key's current version is `current` (0: no version).
+    Conflict {
+        /// The key's version when the command was applied.
+        current: u64,
+    },
+}
+
+/// Why a shard operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardError {
+    /// The storage engine failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The Merkle log failed.
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// Stored state that does not decode: corruption.
+    #[error("corrupt shard state under key {key}: {reason}")]
+    Corrupt {
+        /// The key, hex.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The record asked for does not exist.
+    #[error("no such record")]
+    NotFound,
+    /// A command's key or value breaks the leaf format's limits.
+    #[error("invalid record: {0}")]
+    Invalid(String),
+}
+
+/// A shard's state on one node.
+#[derive(Debug)]
+pub struct Shard {
+    id: ShardId,
+    origin: String,
+    log: MerkleLog,
+    applied_index: u64,
+}
+
+impl Shard {
+    /// Opens shard `id` of the cluster `cluster_origin` from `engine` (empty if never written).
+    ///
+    /// # Errors
+    /// Storage, tree and corruption errors.
+    pub fn open(engine: &Engine, cluster_origin: &str, id: ShardId) -> Result<Shard, ShardError> {
+        let (applied_index, size) = match engine.get(&applied_key(id))? {
+            None => (0, 0),
+            Some(v) => {
+                let (a, rest) =
+                    split_u64(&v).ok_or_else(|| corrupt(&applied_key(id), "applied"))?;
+                let (s, rest) = split_u64(rest).ok_or_else(|| corrupt(&applied_key(id), "size"))?;
+                if !rest.is_empty() {
+                    return Err(corrupt(&applied_key(id), "trailing bytes"));
+                }
+                (a, s)
+            }
+        };
+        let log = MerkleLog::open(engine, id, TreeSize(size))?;
+        Ok(Shard { id, origin: shard_origin(cluster_origin, id), log, applied_index })
+    }
+
+    /// The shard's log origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The last applied Raft index.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// The current tree size and root.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            origin: self.origin.clone(),
+            size: self.log.size(),
+            root: self.log.root(),
+            extensions: Vec::new(),
+        }
+    }
+
+    /// Applies the commands of Raft entry `raft_index` (committed at `commit_time_ms`), writing
+    /// records, leaves, tiles and the applied index in one atomic, durable batch. Entries at or
+    /// below the applied index are skipped (replay after a crash).
+    ///
+    /// # Errors
+    /// Storage errors; [`ShardError::Invalid`] for a key the leaf format cannot hold (the whole
+    /// entry is refused before anything is written).
+    pub fn apply(
+        &mut self,
+        engine: &Engine,
+        raft_index: u64,
+        commit_time_ms: u64,
+        commands: &[Command],
+    ) -> Result<Vec<Outcome>, ShardError> {
+        if raft_index <= self.applied_index {
+            return Ok(Vec::new());
+        }
+        let mut batch = WriteBatch::new();
+        let mut outcomes = Vec::with_capacity(commands.len());
+        let mut leaves = Vec::new();
+        // Versions changed earlier in this entry, which the engine does not hold yet.
+        let mut pending: Vec<(Vec<u8>, u64)> = Vec::new();
+        let mut next_index = self.log.size().0;
+        for c in commands {
+            let (key, value, expected) = match c {
+                Command::Insert { key, value } => (key, value, Some(0)),
+                Command::Append { key, value, expected_version } => (key, value, *expected_version),
+            };
+            let current = match pending.iter().rev().find(|(k, _)| k == key) {
+                Some((_, v)) => *v,
+                None => self.latest_version(engine, key)?,
+            };
+            if expected.is_some_and(|e| e != current) {
+                outcomes.push(Outcome::Conflict { current });
+                continue;
+            }
+            let version = current + 1;
+            let log_index = LogIndex(next_index);
+            let leaf = Leaf::for_value(
+                self.id,
+                log_index,
+                version,
+                commit_time_ms,
+                TxnId::NONE,
+                key.clone(),
+                value,
+            );
+            let leaf_bytes = leaf.encode().map_err(|e| ShardError::Invalid(e.to_string()))?;
+            let mut record = log_index.0.to_be_bytes().to_vec();
+            record.extend_from_slice(value);
+            batch.put(record_key(self.id, key, version), record);
+            batch.put(version_key(self.id, key), version.to_be_bytes().to_vec());
+            batch.put(entry_key(self.id, log_index), leaf_bytes.clone());
+            leaves.push(blockdb_verifier::leaf_hash(&leaf_bytes));
+            pending.push((key.clone(), version));
+            outcomes.push(Outcome::Committed { version, log_index });
+            next_index += 1;
+        }
+        // The in-memory log moves only if the batch is written: a failed write leaves the shard
+        // as it was on disk.
+        let mut log = self.log.clone();
+        log.append(&leaves, &mut batch);
+        let mut applied = raft_index.to_be_bytes().to_vec();
+        applied.extend_from_slice(&log.size().0.to_be_bytes());
+        batch.put(applied_key(self.id), applied);
+        engine.write(batch)?;
+        self.log = log;
+        self.applied_index = raft_index;
+        Ok(outcomes)
+    }
+
+    /// The key's latest version (0 if it has none).
+    ///
+    /// # Errors
+    /// Storage errors and corruption.
+    pub fn latest_version(&self, engine: &Engine, key: &[u8]) -> Result<u64, ShardError> {
+        match engine.get(&version_key(self.id, key))? {
+            None => Ok(0),
+            Some(v) => {
+                let k = version_key(self.id, key);
+                let (version, rest) = split_u64(&v).ok_or_else(|| corrupt(&k, "version"))?;
+                if !rest.is_empty() {
+                    return Err(corrupt(&k, "trailing bytes"));
+                }
+                Ok(version)
+            }
+        }
+    }
+
+    /// The proof bundle of `key` at `version` (the latest if `None`), proven against `signed`
+    /// (a checkpoint of this shard that contains the record), with a consistency proof from
+    /// `known_size` if given.
+    ///
+    /// # Errors
+    /// [`ShardError::NotFound`] when the record does not exist; tree errors for sizes out of
+    /// range; storage errors and corruption.
+    pub fn bundle(
+        &self,
+        engine: &Engine,
+        key: &[u8],
+        version: Option<u64>,
+        node_key: &NodeKey,
+        known_size: Option<TreeSize>,
+    ) -> Result<ProofBundle, ShardError> {
+        let version = match version {
+            Some(v) => v,
+            None => self.latest_version(engine, key)?,
+        };
+        if version == 0 {
+            return Err(ShardError::NotFound);
+        }
+        let rk = record_key(self.id, key, version);
+        let record = engine.get(&rk)?.ok_or(ShardError::NotFound)?;
+        let (log_index, value) = split_u64(&record).ok_or_else(|| corrupt(&rk, "log index"))?;
+        let ek = entry_key(self.id, LogIndex(log_index));
+        let leaf_bytes = engine.get(&ek)?.ok_or_else(|| corrupt(&ek, "leaf missing"))?;
+        let leaf = Leaf::decode(&leaf_bytes).map_err(|e| corrupt(&ek, &e.to_string()))?;
+        let checkpoint = self.checkpoint();
+        let inclusion_proof =
+            self.log.inclusion_proof(engine, LogIndex(log_index), checkpoint.size)?;
+        let consistency_proof = match known_size {
+            Some(from) if from.0 > 0 => {
+                Some(self.log.consistency_proof(engine, from, checkpoint.size)?)
+            }
+            _ => None,
+        };
+        Ok(ProofBundle {
+            record: Record { key: key.to_vec(), version, value: Some(value.to_vec()) },
+            leaf,
+            inclusion_proof,
+            checkpoint: node_key.sign(&checkpoint),
+            consistency_proof,
+        })
+    }
+
+    /// The root of the tree at `size` (for checking stored checkpoints).
+    ///
+    /// # Errors
+    /// Tree errors.
+    pub fn root_at(&self, engine: &Engine, size: TreeSize) -> Result<Hash, ShardError> {
+        Ok(self.log.root_at(engine, size)?)
+    }
+}
+
+fn prefix(tag: u8, shard: ShardId) -> Vec<u8> {
+    let mut k = vec![tag];
+    k.extend_from_slice(&shard.0.to_be_bytes());
+    k
+}
+
+fn record_key(shard: ShardId, key: &[u8], version: u64) -> Vec<u8> {
+    let mut k = prefix(b'R', shard);
+    for &b in key {
+        k.push(b);
+        if b == 0 {
+            k.push(0xff);
+        }
+    }
+    k.extend_from_slice(&[0, 0]);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+fn version_key(shard: ShardId, key: &[u8]) -> Vec<u8> {
+    let mut k = prefix(b'V', shard);
+    k.extend_from_slice(key);
+    k
+}
+
+fn entry_key(shard: ShardId, index: LogIndex) -> Vec<u8> {
+    let mut k = prefix(b'E', shard);
+    k.extend_from_slice(&index.0.to_be_bytes());
+    k
+}
+
+fn applied_key(shard: ShardId) -> Vec<u8> {
+    prefix(b'A', shard)
+}
+
+fn split_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (head, rest) = bytes.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*head), rest))
+}
+
+fn corrupt(key: &[u8], reason: &str) -> ShardError {
+    ShardError::Corrupt { key: hex_of(key), reason: reason.to_owned() }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
