@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::storage::error::Result;
 use crate::storage::key::{self, SeqNo, ValueKind};
 use crate::storage::manifest::TableMeta;
-use crate::storage::sstable::Table;
+use crate::storage::sstable::{Table, key_hash};
 
 /// A live table and what the manifest says of it.
 #[derive(Debug)]
@@ -73,13 +73,19 @@ impl Version {
         user_key: &[u8],
         snapshot: SeqNo,
     ) -> Result<Option<(ValueKind, Vec<u8>)>> {
+        // One hash for every table's Bloom filter. The filter is checked first: for a key a
+        // table does not hold, that is one cache line, and it answers most lookups.
+        let hash = key_hash(user_key);
         for (level, tables) in self.levels.iter().enumerate() {
             if level == 0 {
                 for t in tables {
-                    if t.meta.min_seqno > snapshot || !t.overlaps(user_key, user_key) {
+                    if t.meta.min_seqno > snapshot
+                        || !t.table.may_contain_hash(hash)
+                        || !t.overlaps(user_key, user_key)
+                    {
                         continue;
                     }
-                    if let Some((_, kind, value)) = t.table.get(user_key, snapshot)? {
+                    if let Some((_, kind, value)) = t.table.get_unfiltered(user_key, snapshot)? {
                         return Ok(Some((kind, value)));
                     }
                 }
@@ -88,8 +94,9 @@ impl Version {
             // The first table whose largest key is at or after the key; levels do not overlap.
             let i = tables.partition_point(|t| t.largest_user_key() < user_key);
             if let Some(t) = tables.get(i)
+                && t.table.may_contain_hash(hash)
                 && t.smallest_user_key() <= user_key
-                && let Some((_, kind, value)) = t.table.get(user_key, snapshot)?
+                && let Some((_, kind, value)) = t.table.get_unfiltered(user_key, snapshot)?
             {
                 return Ok(Some((kind, value)));
             }

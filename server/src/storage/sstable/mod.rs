@@ -129,7 +129,7 @@ mod writer;
 
 pub use meta::TableInfo;
 pub use options::TableOptions;
-pub use table::Table;
+pub use table::{Table, key_hash};
 pub use table_iter::TableIter;
 pub use writer::TableWriter;
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::block::{Block, BlockError};
-use super::bloom::{self, BloomFilter};
+use super::bloom::BloomFilter;
 use super::format::{
     BLOCK_TRAILER_LEN, BlockHandle, FOOTER_LEN, FORMAT_VERSION, Footer, FooterError, block_checksum,
 };
@@ -22,6 +22,11 @@ use super::target::{self, Target};
 use crate::storage::cache::BlockCache;
 use crate::storage::error::{IoContext, Result, StorageError, corruption};
 use crate::storage::key::{SeqNo, TRAILER_LEN, ValueKind};
+
+/// The hash of a user key that the tables' Bloom filters use.
+pub fn key_hash(user_key: &[u8]) -> u64 {
+    super::bloom::hash(user_key)
+}
 
 /// An open, immutable table file.
 pub struct Table {
@@ -133,7 +138,13 @@ impl Table {
     /// Whether the table may hold a version of `user_key`: `false` means it certainly holds
     /// none (by the Bloom filter; always `true` for a table written without one).
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
-        self.filter.as_ref().is_none_or(|filter| filter.may_contain(bloom::hash(user_key)))
+        self.may_contain_hash(key_hash(user_key))
+    }
+
+    /// As [`Table::may_contain`], given the key's [`key_hash`], so that a read that checks many
+    /// tables hashes the key once.
+    pub fn may_contain_hash(&self, hash: u64) -> bool {
+        self.filter.as_ref().is_none_or(|filter| filter.may_contain(hash))
     }
 
     /// The newest version of `user_key` with a sequence number at most `snapshot`, as
@@ -155,6 +166,19 @@ impl Table {
         if !self.may_contain(user_key) {
             return Ok(None);
         }
+        self.get_unfiltered(user_key, snapshot)
+    }
+
+    /// As [`Table::get`] without the Bloom filter check, for a caller that already made it with
+    /// [`Table::may_contain_hash`].
+    ///
+    /// # Errors
+    /// As [`Table::get`].
+    pub fn get_unfiltered(
+        &self,
+        user_key: &[u8],
+        snapshot: SeqNo,
+    ) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
         let target = Target::for_read(user_key, snapshot);
         let Some(i) = self.index.find(&target) else {
             return Ok(None);
