@@ -14,7 +14,10 @@ pub struct Options {
     pub block_cache_bytes: usize,
     /// Table layout: block size, Bloom filter bits per key, restart interval.
     pub table: TableOptions,
-    /// Level-0 tables that start a compaction into level 1.
+    /// Level-0 tables that start a compaction into level 1. More means less rewriting of level 1
+    /// (measured at 10^7 keys: 4 tables 6.5x write amplification, 6 tables 5.0x) and more
+    /// level-0 filters for a point read to check; 6 balanced the two in the benchmark against
+    /// fjall.
     pub l0_compaction_trigger: usize,
     /// Level-0 tables at which writers wait for compaction.
     pub l0_stop_writes: usize,
@@ -37,7 +40,7 @@ impl Default for Options {
             max_frozen_memtables: 2,
             block_cache_bytes: 256 * 1024 * 1024,
             table: TableOptions::default(),
-            l0_compaction_trigger: 4,
+            l0_compaction_trigger: 6,
             l0_stop_writes: 20,
             level_base_bytes: 256 * 1024 * 1024,
             level_multiplier: 10,
