@@ -9,10 +9,10 @@
 use std::sync::Arc;
 
 use crate::storage::compaction::{self, Compaction};
-use crate::storage::engine::{Inner, SuperVersion, meta_of};
+use crate::storage::engine::{Inner, SuperVersion, meta_of, write_memtable};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::manifest;
-use crate::storage::sstable::{Table, TableWriter};
+use crate::storage::sstable::Table;
 use crate::storage::version::{TableHandle, Version};
 use crate::storage::wal;
 
@@ -63,13 +63,7 @@ fn flush_oldest(inner: &Inner) -> Result<()> {
     let sv = inner.current();
     let mem = sv.imm.last().expect("flush is picked when a frozen memtable exists").clone();
     let id = inner.lock_state().allocate_file_number();
-    let written = if mem.is_empty() {
-        None
-    } else {
-        let mut w = TableWriter::create(&inner.table_path(id), &inner.options.table)?;
-        mem.for_each(|k, v| w.add(k, v))?;
-        Some(w.finish()?)
-    };
+    let written = write_memtable(&inner.dir, &inner.options, id, &mem)?;
     wal::sync_dir(&inner.dir)?;
     // Crash point: the table is complete but no manifest names it; open deletes it as an orphan
     // and replays the memtable's writes from the log.

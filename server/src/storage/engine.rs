@@ -24,7 +24,6 @@ use std::thread::JoinHandle;
 use crate::storage::batch::WriteBatch;
 use crate::storage::cache::BlockCache;
 use crate::storage::error::{IoContext, Result, StorageError};
-use crate::storage::iter::InternalIterator;
 use crate::storage::key::{SeqNo, ValueKind};
 use crate::storage::manifest::{self, ManifestState, TableMeta};
 use crate::storage::memtable::{MemTable, MemTableIter};
@@ -222,23 +221,19 @@ pub(crate) fn meta_of(id: u64, info: &TableInfo) -> TableMeta {
     }
 }
 
-/// Writes every entry of `iter` (already positioned) into a new table `id`; `None` if there was
-/// nothing to write.
-pub(crate) fn write_table(
-    inner_dir: &Path,
+/// Writes every entry of `mem` into a new table `id` in `dir`; `None` for an empty memtable. The
+/// one way a memtable becomes a table: flushes and recovery's replay both use it.
+pub(crate) fn write_memtable(
+    dir: &Path,
     options: &Options,
     id: u64,
-    iter: &mut dyn InternalIterator,
+    mem: &MemTable,
 ) -> Result<Option<TableInfo>> {
-    if !iter.valid() {
+    if mem.is_empty() {
         return Ok(None);
     }
-    let path = table_path(inner_dir, id);
-    let mut w = TableWriter::create(&path, &options.table)?;
-    while iter.valid() {
-        w.add(iter.key(), iter.value())?;
-        iter.next()?;
-    }
+    let mut w = TableWriter::create(&table_path(dir, id), &options.table)?;
+    mem.for_each(|k, v| w.add(k, v))?;
     w.finish().map(Some)
 }
 

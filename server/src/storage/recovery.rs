@@ -13,12 +13,11 @@ use std::sync::Arc;
 
 use crate::storage::batch;
 use crate::storage::cache::BlockCache;
-use crate::storage::engine::{State, Stats, meta_of, table_path, write_table};
+use crate::storage::engine::{State, Stats, meta_of, table_path, write_memtable};
 use crate::storage::error::{IoContext, Result, StorageError, corruption};
-use crate::storage::iter::InternalIterator;
 use crate::storage::key::SeqNo;
 use crate::storage::manifest::{self, ManifestState};
-use crate::storage::memtable::{MemTable, MemTableIter};
+use crate::storage::memtable::MemTable;
 use crate::storage::options::Options;
 use crate::storage::sstable::Table;
 use crate::storage::version::{TableHandle, Version};
@@ -184,9 +183,7 @@ impl Recovered {
         if !replay.is_empty() {
             let id = next_file_number;
             next_file_number += 1;
-            let mut it = MemTableIter::new(replay.clone());
-            it.seek_to_first()?;
-            if let Some(info) = write_table(dir, options, id, &mut it)? {
+            if let Some(info) = write_memtable(dir, options, id, &replay)? {
                 let path = table_path(dir, id);
                 let table = Table::open(&path, id, cache.clone())?;
                 let meta = meta_of(id, &info);
