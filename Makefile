@@ -1,9 +1,9 @@
 # `make verify` is the gate: formatting, lints, docs and every test. CI runs it through .ci/run.
 CARGO ?= cargo
 
-.PHONY: verify fmt clippy doc test bench bench-storage run-verify
+.PHONY: verify fmt clippy doc test openapi-tools run bench bench-storage bench-node run-verify
 
-verify: fmt clippy doc test
+verify: fmt clippy doc openapi-tools test
 
 fmt:
 	$(CARGO) fmt --all --check
@@ -17,6 +17,19 @@ doc:
 test:
 	$(CARGO) test --workspace --locked
 
+# The OpenAPI validator and client generator the OpenAPI test uses, in a virtualenv under target/.
+OPENAPI_VENV := target/openapi-venv
+openapi-tools: $(OPENAPI_VENV)/.installed
+$(OPENAPI_VENV)/.installed:
+	python3 -m venv $(OPENAPI_VENV)
+	$(OPENAPI_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		openapi-spec-validator==0.9.0 openapi-python-client==0.29.1
+	touch $@
+
+# Run a single node: data in ./blockdb-data, client address 127.0.0.1:7070.
+run:
+	$(CARGO) run --release --locked -p blockdb-server --bin blockdb -- serve
+
 # Criterion benchmarks (not part of `verify`): prints time per verification and elements/s.
 bench:
 	$(CARGO) bench -p blockdb-verifier --bench verify
@@ -24,6 +37,10 @@ bench:
 # The storage engine against fjall (BLOCKDB_BENCH_KEYS, BLOCKDB_BENCH_QUICK=1; see the file).
 bench-storage:
 	$(CARGO) bench -p blockdb-server --bench storage_vs_fjall
+
+# A real node over HTTP: durable appends/s at 1 and 64 clients, verified reads/s (medians).
+bench-node:
+	$(CARGO) bench -p blockdb-server --bench node_quick
 
 # Build the offline verifier; run it as target/release/blockdb-verify.
 run-verify:

@@ -10,6 +10,9 @@
 //!   │                                       ▼
 //!   └──► leaf ──────────────────────────► bundle  (verify_bundle)
 //!  note ──► checkpoint ──► policy ──────────┘
+//!
+//!  hash, frontier, proof, checkpoint ──► block  (the hash chain of blocks over a log)
+//!  tiles                                         (tlog-tiles paths and entry bundles)
 //! ```
 //!
 //! - [`hash`]: RFC 6962 / RFC 9162 leaf and node hashing, and the [`Hash`](struct@Hash) type.
@@ -22,9 +25,13 @@
 //! - [`bundle`]: the proof bundle a read returns, its JSON and binary forms, and
 //!   [`verify_bundle`].
 //! - [`chain`]: a chain of checkpoints linked by consistency proofs, for auditors.
+//! - [`block`]: the hash-chained blocks that are a view over a shard's log, their encoding, and
+//!   their verification against each other, the log's leaves and a checkpoint.
+//! - [`tiles`]: C2SP tlog-tiles paths, which tiles a tree has, and entry bundles.
 
 #![deny(missing_docs)]
 
+pub mod block;
 pub mod bundle;
 pub mod chain;
 pub mod checkpoint;
@@ -37,10 +44,13 @@ pub mod note;
 pub mod policy;
 pub mod proof;
 mod serde_hex;
+pub mod tiles;
 
+pub use block::{Block, BlockError};
 pub use bundle::{BundleError, ProofBundle, Record, VerifiedRecord, verify_bundle};
 pub use chain::{ChainError, CheckpointChain, ConsistencyStatus, ExtendError, verify_extends};
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
+pub use codec::DecodeError;
 pub use frontier::Frontier;
 pub use hash::{Hash, empty_root, leaf_hash, node_hash, root_of_leaf_hashes, root_of_leaves};
 pub use ids::{LogIndex, ShardId, TreeSize, TxnId};
@@ -48,3 +58,4 @@ pub use leaf::{Leaf, LeafError};
 pub use note::{Note, NoteError, NoteSignature, NoteSigner, VerifierKey};
 pub use policy::{PolicyError, TrustPolicy, VerifiedCheckpoint};
 pub use proof::{ConsistencyProof, ProofError, verify_consistency, verify_inclusion};
+pub use tiles::{EntryBundleError, TileKind, TilePath, TilePathError, tile_width};

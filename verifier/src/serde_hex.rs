@@ -37,3 +37,20 @@ pub mod base64_bytes {
         STANDARD.decode(s.as_bytes()).map_err(|e| D::Error::custom(format!("bad base64: {e}")))
     }
 }
+
+/// One hash as a 64-digit hex string.
+pub mod hash {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::hash::Hash;
+
+    pub fn serialize<S: Serializer>(hash: &Hash, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hash.to_hex())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<Hash>().map_err(D::Error::custom)
+    }
+}

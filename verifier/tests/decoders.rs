@@ -3,10 +3,12 @@
 
 mod common;
 
+use blockdb_verifier::block::GENESIS_PREV_HASH;
 use blockdb_verifier::policy::TrustPolicy;
+use blockdb_verifier::tiles::{decode_entry_bundle, encode_entry_bundle};
 use blockdb_verifier::{
-    Checkpoint, CheckpointChain, ConsistencyProof, Leaf, Note, NoteSigner, ProofBundle,
-    SignedCheckpoint, VerifierKey,
+    Block, Checkpoint, CheckpointChain, ConsistencyProof, Hash, Leaf, Note, NoteSigner,
+    ProofBundle, ShardId, SignedCheckpoint, TilePath, TreeSize, VerifierKey,
 };
 use common::{TestLog, test_signer};
 use proptest::prelude::*;
@@ -25,6 +27,15 @@ fn decode_all(bytes: &[u8]) {
     let _ = ProofBundle::from_binary(bytes);
     let _ = CheckpointChain::from_json(bytes);
     let _ = serde_json::from_slice::<ConsistencyProof>(bytes);
+    if let Ok(block) = Block::decode(bytes) {
+        assert_eq!(block.encode(), bytes, "block is canonical");
+    }
+    let _ = serde_json::from_slice::<Block>(bytes);
+    for width in [1, 2, 255, 256] {
+        if let Ok(entries) = decode_entry_bundle(bytes, width) {
+            assert_eq!(encode_entry_bundle(&entries).expect("re-encodes"), bytes, "bundle");
+        }
+    }
     let text = String::from_utf8_lossy(bytes);
     if let Ok(c) = Checkpoint::from_text(&text) {
         assert_eq!(c.to_text(), text, "checkpoint text is canonical");
@@ -32,6 +43,22 @@ fn decode_all(bytes: &[u8]) {
     let _ = text.parse::<VerifierKey>();
     let _ = NoteSigner::from_secret_string(&text);
     let _ = TrustPolicy::parse_keys(&text);
+    if let Ok(tile) = TilePath::parse(&text) {
+        assert_eq!(tile.to_path(), text, "tile path is canonical");
+    }
+}
+
+fn block() -> Block {
+    Block {
+        shard: ShardId(0),
+        height: 1,
+        prev_hash: GENESIS_PREV_HASH,
+        record_count: 2,
+        records_root: Hash([1; 32]),
+        tree_size: TreeSize(2),
+        tree_root: Hash([1; 32]),
+        commit_time_ms: 1_700_000_000_000,
+    }
 }
 
 /// Valid encodings of every format, to mutate.
@@ -46,6 +73,10 @@ fn seeds() -> Vec<Vec<u8>> {
         test_signer().verifier_key().to_string().into_bytes(),
         test_signer().to_secret_string().into_bytes(),
         serde_json::to_vec(&log.consistency(3, 9)).expect("json"),
+        block().encode(),
+        serde_json::to_vec(&block()).expect("json"),
+        encode_entry_bundle(&[b"ab".as_slice(), b"", b"cde"]).expect("bundle"),
+        b"tile/entries/x001/x234/067.p/8".to_vec(),
     ]
 }
 
@@ -127,4 +158,8 @@ fn the_seeds_are_valid() {
     std::str::from_utf8(&seeds[4]).expect("utf8").parse::<VerifierKey>().expect("vkey");
     NoteSigner::from_secret_string(std::str::from_utf8(&seeds[5]).expect("utf8")).expect("skey");
     serde_json::from_slice::<ConsistencyProof>(&seeds[6]).expect("proof");
+    Block::decode(&seeds[7]).expect("block");
+    serde_json::from_slice::<Block>(&seeds[8]).expect("block json");
+    decode_entry_bundle(&seeds[9], 3).expect("entry bundle");
+    TilePath::parse(std::str::from_utf8(&seeds[10]).expect("utf8")).expect("tile path");
 }

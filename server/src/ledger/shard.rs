@@ -12,24 +12,28 @@
 //! | `"R" ‖ s ‖ esc(key) ‖ version (u64 BE)`  | log index (u64 BE) ‖ value               |
 //! | `"V" ‖ s ‖ key`                          | latest version (u64 BE)                  |
 //! | `"E" ‖ s ‖ log index (u64 BE)`           | the leaf bytes (verifier's leaf format)  |
-//! | `"A" ‖ s`                                | applied Raft index (u64 BE) ‖ tree size (u64 BE) |
+//! | `"A" ‖ s`                                | applied Raft index ‖ tree size ‖ block height (u64 BE each) |
+//! | `"B" ‖ s ‖ height (u64 BE)`              | the block (verifier's block format)      |
 //! | `"L" ‖ s ‖ ...`                          | Merkle log tiles ([`crate::ledger::tree`]) |
 //!
 //! `esc(key)` writes each 0x00 byte of the key as 0x00 0xFF and ends with 0x00 0x00, so that
 //! records sort by key, then version, whatever the keys' lengths: a key's history is one
 //! contiguous range, and a range scan over keys is one scan.
 
+use blockdb_verifier::block::GENESIS_PREV_HASH;
 use blockdb_verifier::checkpoint::shard_origin;
 use blockdb_verifier::{
-    Checkpoint, Hash, Leaf, LogIndex, ProofBundle, Record, ShardId, TreeSize, TxnId,
+    Block, Checkpoint, Hash, Leaf, LogIndex, ProofBundle, ShardId, TreeSize, TxnId,
+    root_of_leaf_hashes,
 };
 
 use crate::ledger::node_key::NodeKey;
 use crate::ledger::tree::{MerkleLog, TreeError};
+use crate::ledger::view::ShardView;
 use crate::storage::{Engine, StorageError, WriteBatch};
 
 /// A write command, as a Raft entry carries it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     /// Create `key` at version 1; refused if the key has any version.
     Insert {
@@ -51,7 +55,7 @@ pub enum Command {
 }
 
 /// The outcome of one command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// The record was committed at `version`, as leaf `log_index`.
     Committed {
@@ -100,6 +104,7 @@ pub struct Shard {
     origin: String,
     log: MerkleLog,
     applied_index: u64,
+    last_block: Option<Block>,
 }
 
 impl Shard {
@@ -108,20 +113,33 @@ impl Shard {
     /// # Errors
     /// Storage, tree and corruption errors.
     pub fn open(engine: &Engine, cluster_origin: &str, id: ShardId) -> Result<Shard, ShardError> {
-        let (applied_index, size) = match engine.get(&applied_key(id))? {
-            None => (0, 0),
+        let ak = applied_key(id);
+        let (applied_index, size, height) = match engine.get(&ak)? {
+            None => (0, 0, 0),
             Some(v) => {
-                let (a, rest) =
-                    split_u64(&v).ok_or_else(|| corrupt(&applied_key(id), "applied"))?;
-                let (s, rest) = split_u64(rest).ok_or_else(|| corrupt(&applied_key(id), "size"))?;
+                let (a, rest) = split_u64(&v).ok_or_else(|| corrupt(&ak, "applied"))?;
+                let (s, rest) = split_u64(rest).ok_or_else(|| corrupt(&ak, "size"))?;
+                let (h, rest) = split_u64(rest).ok_or_else(|| corrupt(&ak, "height"))?;
                 if !rest.is_empty() {
-                    return Err(corrupt(&applied_key(id), "trailing bytes"));
+                    return Err(corrupt(&ak, "trailing bytes"));
                 }
-                (a, s)
+                (a, s, h)
             }
         };
         let log = MerkleLog::open(engine, id, TreeSize(size))?;
-        Ok(Shard { id, origin: shard_origin(cluster_origin, id), log, applied_index })
+        let last_block = match height {
+            0 => None,
+            h => {
+                Some(read_block(engine, id, h)?.ok_or_else(|| corrupt(&ak, "last block missing"))?)
+            }
+        };
+        let origin = shard_origin(cluster_origin, id);
+        Ok(Shard { id, origin, log, applied_index, last_block })
+    }
+
+    /// The shard's id.
+    pub fn id(&self) -> ShardId {
+        self.id
     }
 
     /// The shard's log origin.
@@ -158,10 +176,27 @@ impl Shard {
         commit_time_ms: u64,
         commands: &[Command],
     ) -> Result<Vec<Outcome>, ShardError> {
+        self.apply_batch(engine, raft_index, commit_time_ms, commands, WriteBatch::new(), true)
+    }
+
+    /// As [`Shard::apply`], writing the shard's changes together with what the caller already
+    /// put in `batch` (the state machine's own metadata), synced to disk only if `sync`: when the
+    /// entry is durable in the Raft log, a crash before the next fsync only makes Raft replay it.
+    ///
+    /// # Errors
+    /// As [`Shard::apply`].
+    pub fn apply_batch(
+        &mut self,
+        engine: &Engine,
+        raft_index: u64,
+        commit_time_ms: u64,
+        commands: &[Command],
+        mut batch: WriteBatch,
+        sync: bool,
+    ) -> Result<Vec<Outcome>, ShardError> {
         if raft_index <= self.applied_index {
             return Ok(Vec::new());
         }
-        let mut batch = WriteBatch::new();
         let mut outcomes = Vec::with_capacity(commands.len());
         let mut leaves = Vec::new();
         // Versions changed earlier in this entry, which the engine does not hold yet.
@@ -206,11 +241,29 @@ impl Shard {
         // as it was on disk.
         let mut log = self.log.clone();
         log.append(&leaves, &mut batch);
+        let block = (!leaves.is_empty()).then(|| Block {
+            shard: self.id,
+            height: self.last_block.as_ref().map_or(1, |b| b.height + 1),
+            prev_hash: self.last_block.as_ref().map_or(GENESIS_PREV_HASH, Block::hash),
+            record_count: leaves.len() as u64,
+            records_root: root_of_leaf_hashes(&leaves),
+            tree_size: log.size(),
+            tree_root: log.root(),
+            commit_time_ms,
+        });
+        if let Some(b) = &block {
+            batch.put(block_key(self.id, b.height), b.encode());
+        }
+        let height = block.as_ref().or(self.last_block.as_ref()).map_or(0, |b| b.height);
         let mut applied = raft_index.to_be_bytes().to_vec();
         applied.extend_from_slice(&log.size().0.to_be_bytes());
+        applied.extend_from_slice(&height.to_be_bytes());
         batch.put(applied_key(self.id), applied);
-        engine.write(batch)?;
+        engine.write_with(batch, sync)?;
         self.log = log;
+        if block.is_some() {
+            self.last_block = block;
+        }
         self.applied_index = raft_index;
         Ok(outcomes)
     }
@@ -248,35 +301,19 @@ impl Shard {
         node_key: &NodeKey,
         known_size: Option<TreeSize>,
     ) -> Result<ProofBundle, ShardError> {
-        let version = match version {
-            Some(v) => v,
-            None => self.latest_version(engine, key)?,
-        };
-        if version == 0 {
-            return Err(ShardError::NotFound);
+        self.view(engine, node_key).bundle(engine, key, version, known_size)
+    }
+
+    /// A read-only view of the shard as it is now, with its checkpoint signed by `node_key`.
+    pub fn view(&self, engine: &Engine, node_key: &NodeKey) -> ShardView {
+        ShardView {
+            id: self.id,
+            log: self.log.clone(),
+            snapshot: engine.snapshot(),
+            applied_index: self.applied_index,
+            last_block: self.last_block.clone(),
+            signed: node_key.sign(&self.checkpoint()),
         }
-        let rk = record_key(self.id, key, version);
-        let record = engine.get(&rk)?.ok_or(ShardError::NotFound)?;
-        let (log_index, value) = split_u64(&record).ok_or_else(|| corrupt(&rk, "log index"))?;
-        let ek = entry_key(self.id, LogIndex(log_index));
-        let leaf_bytes = engine.get(&ek)?.ok_or_else(|| corrupt(&ek, "leaf missing"))?;
-        let leaf = Leaf::decode(&leaf_bytes).map_err(|e| corrupt(&ek, &e.to_string()))?;
-        let checkpoint = self.checkpoint();
-        let inclusion_proof =
-            self.log.inclusion_proof(engine, LogIndex(log_index), checkpoint.size)?;
-        let consistency_proof = match known_size {
-            Some(from) if from.0 > 0 => {
-                Some(self.log.consistency_proof(engine, from, checkpoint.size)?)
-            }
-            _ => None,
-        };
-        Ok(ProofBundle {
-            record: Record { key: key.to_vec(), version, value: Some(value.to_vec()) },
-            leaf,
-            inclusion_proof,
-            checkpoint: node_key.sign(&checkpoint),
-            consistency_proof,
-        })
     }
 
     /// The root of the tree at `size` (for checking stored checkpoints).
@@ -294,7 +331,7 @@ fn prefix(tag: u8, shard: ShardId) -> Vec<u8> {
     k
 }
 
-fn record_key(shard: ShardId, key: &[u8], version: u64) -> Vec<u8> {
+pub(crate) fn record_key(shard: ShardId, key: &[u8], version: u64) -> Vec<u8> {
     let mut k = prefix(b'R', shard);
     for &b in key {
         k.push(b);
@@ -307,13 +344,13 @@ fn record_key(shard: ShardId, key: &[u8], version: u64) -> Vec<u8> {
     k
 }
 
-fn version_key(shard: ShardId, key: &[u8]) -> Vec<u8> {
+pub(crate) fn version_key(shard: ShardId, key: &[u8]) -> Vec<u8> {
     let mut k = prefix(b'V', shard);
     k.extend_from_slice(key);
     k
 }
 
-fn entry_key(shard: ShardId, index: LogIndex) -> Vec<u8> {
+pub(crate) fn entry_key(shard: ShardId, index: LogIndex) -> Vec<u8> {
     let mut k = prefix(b'E', shard);
     k.extend_from_slice(&index.0.to_be_bytes());
     k
@@ -323,12 +360,31 @@ fn applied_key(shard: ShardId) -> Vec<u8> {
     prefix(b'A', shard)
 }
 
-fn split_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
+pub(crate) fn block_key(shard: ShardId, height: u64) -> Vec<u8> {
+    let mut k = prefix(b'B', shard);
+    k.extend_from_slice(&height.to_be_bytes());
+    k
+}
+
+/// Block `height` of `shard`, if stored.
+pub(crate) fn read_block(
+    engine: &Engine,
+    shard: ShardId,
+    height: u64,
+) -> Result<Option<Block>, ShardError> {
+    let k = block_key(shard, height);
+    match engine.get(&k)? {
+        None => Ok(None),
+        Some(bytes) => Block::decode(&bytes).map(Some).map_err(|e| corrupt(&k, &e.to_string())),
+    }
+}
+
+pub(crate) fn split_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
     let (head, rest) = bytes.split_first_chunk::<8>()?;
     Some((u64::from_be_bytes(*head), rest))
 }
 
-fn corrupt(key: &[u8], reason: &str) -> ShardError {
+pub(crate) fn corrupt(key: &[u8], reason: &str) -> ShardError {
     ShardError::Corrupt { key: hex_of(key), reason: reason.to_owned() }
 }
 

@@ -222,6 +222,25 @@ impl MerkleLog {
         self.subtree(engine, 0, size.0)
     }
 
+    /// The bytes of tile `(level, index)` as the tree of this log's size has it: 256 hashes for a
+    /// full tile, fewer for the partial tile at the right edge of its level (C2SP tlog-tiles'
+    /// `.p/<W>` tile). `None` when the tree has no such tile.
+    ///
+    /// # Errors
+    /// Storage errors, and corruption when a tile the size implies is missing or short.
+    pub fn tile(&self, engine: &Engine, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
+        let nodes = level_nodes(self.size().0, level);
+        let width = if index < nodes / TILE_WIDTH {
+            TILE_WIDTH
+        } else if index == nodes / TILE_WIDTH && !nodes.is_multiple_of(TILE_WIDTH) {
+            nodes % TILE_WIDTH
+        } else {
+            return Ok(None);
+        };
+        let hashes = read_tile(engine, self.shard, level, index, width as usize)?;
+        Ok(Some(tile_bytes(&hashes)))
+    }
+
     fn check_size(&self, size: TreeSize) -> Result<()> {
         if size > self.size() {
             return Err(out_of_range("tree size", size.0, self.size().0 + 1));

@@ -29,10 +29,16 @@ const HEADER_LEN: usize = 12;
 const OP_OVERHEAD: usize = 9;
 
 /// Puts and deletes that are applied together: after a crash all of them are present or none.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteBatch {
     ops: Vec<(ValueKind, Vec<u8>, Vec<u8>)>,
     encoded_len: usize,
+}
+
+impl Default for WriteBatch {
+    fn default() -> WriteBatch {
+        WriteBatch::new()
+    }
 }
 
 impl WriteBatch {
@@ -54,6 +60,13 @@ impl WriteBatch {
     fn push(&mut self, kind: ValueKind, key: Vec<u8>, value: Vec<u8>) -> &mut Self {
         self.encoded_len += OP_OVERHEAD + key.len() + value.len();
         self.ops.push((kind, key, value));
+        self
+    }
+
+    /// Moves every operation of `other` to the end of this batch, in order.
+    pub fn append(&mut self, other: WriteBatch) -> &mut Self {
+        self.encoded_len += other.encoded_len - HEADER_LEN;
+        self.ops.extend(other.ops);
         self
     }
 

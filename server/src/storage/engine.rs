@@ -73,6 +73,10 @@ pub struct Stats {
     pub user_bytes: u64,
     /// Bytes appended to the write-ahead log.
     pub wal_bytes: u64,
+    /// Group commits that fsynced the write-ahead log.
+    pub wal_syncs: u64,
+    /// Bytes held by the active memtable (filled in by [`Engine::stats`]).
+    pub memtable_bytes: u64,
     /// Bytes of tables written by flushes.
     pub flush_bytes: u64,
     /// Bytes of tables written by compactions.
@@ -409,7 +413,9 @@ impl Engine {
 
     /// Counters of bytes written, for write amplification.
     pub fn stats(&self) -> Stats {
-        self.inner.lock_state().stats
+        let mut stats = self.inner.lock_state().stats;
+        stats.memtable_bytes = self.inner.current().mem.approximate_bytes() as u64;
+        stats
     }
 
     /// Bytes of the live tables, per level.

@@ -183,6 +183,7 @@ fn lead(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<SeqNo>> {
     let mut st = inner.lock_state();
     st.stats.user_bytes += user_bytes;
     st.stats.wal_bytes += framed.len() as u64;
+    st.stats.wal_syncs += u64::from(sync);
     Ok(seqnos)
 }
 

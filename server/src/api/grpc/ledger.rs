@@ -1,0 +1,331 @@
+//! The `blockdb.v1.Ledger` service over [`Node`].
+//!
+//! Each RPC checks its request, asks the node for the shard's view (after a read barrier unless
+//! the request asks for a stale read), reads from that one view on the blocking pool, and
+//! converts the result. Requests that name a key find their shard with [`Node::shard_of`]; the
+//! others name it, and an unknown shard is the node's `not_found`.
+
+use std::sync::Arc;
+
+use blockdb_proto::v1 as pb;
+use blockdb_proto::v1::ledger_server::Ledger;
+use blockdb_verifier::{ConsistencyProof, LogIndex, ShardId, TreeSize};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::status::to_status;
+use super::{convert, watch};
+use crate::error::{ErrorCode, RequestError};
+use crate::ledger::ShardView;
+use crate::node::{Consistency, Node};
+use crate::storage::Engine;
+
+/// Bytes a bundle takes besides its key and value, about: leaf header, proofs, checkpoint. Only
+/// sizes the chunks a page is read in.
+const BUNDLE_OVERHEAD_BYTES: usize = 16 * 1024;
+
+/// The Ledger service.
+#[derive(Debug)]
+pub(super) struct LedgerService {
+    node: Arc<Node>,
+}
+
+fn reply<T>(result: Result<T, RequestError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(to_status)
+}
+
+fn consistency(value: i32) -> Result<Consistency, RequestError> {
+    match pb::Consistency::try_from(value) {
+        Ok(pb::Consistency::Linearizable) => Ok(Consistency::Linearizable),
+        Ok(pb::Consistency::Stale) => Ok(Consistency::Stale),
+        Err(_) => Err(RequestError::invalid(format!("{value} is not a consistency level"))),
+    }
+}
+
+fn known(known_size: Option<u64>) -> Option<TreeSize> {
+    known_size.map(TreeSize)
+}
+
+impl LedgerService {
+    pub(super) fn new(node: Arc<Node>) -> LedgerService {
+        LedgerService { node }
+    }
+
+    /// Runs `read` against `view` on tokio's blocking pool: storage reads block, and a page of
+    /// bundles can take a while. A panic in `read` answers `internal` instead of killing the
+    /// connection's task.
+    async fn read<T, F>(&self, view: Arc<ShardView>, read: F) -> Result<T, RequestError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine, &ShardView) -> Result<T, RequestError> + Send + 'static,
+    {
+        let node = Arc::clone(&self.node);
+        tokio::task::spawn_blocking(move || read(node.engine(), &view))
+            .await
+            .map_err(|e| RequestError::new(ErrorCode::Internal, format!("a read failed: {e}")))?
+    }
+
+    /// The most bytes one bundle of this node can take, about.
+    fn bundle_bytes_max(&self) -> usize {
+        let config = self.node.config();
+        config.key_len_max + config.value_len_max + BUNDLE_OVERHEAD_BYTES
+    }
+
+    async fn insert_record(
+        &self,
+        req: pb::InsertRequest,
+    ) -> Result<pb::WriteResponse, RequestError> {
+        let written = self.node.insert(req.key.clone(), req.value).await?;
+        Ok(convert::write(req.key, written))
+    }
+
+    async fn append_record(
+        &self,
+        req: pb::AppendRequest,
+    ) -> Result<pb::WriteResponse, RequestError> {
+        let written = self.node.append(req.key.clone(), req.value, req.expected_version).await?;
+        Ok(convert::write(req.key, written))
+    }
+
+    async fn read_record(&self, req: pb::GetRequest) -> Result<pb::ProofBundle, RequestError> {
+        self.node.check_record(&req.key, None)?;
+        if req.version == Some(0) {
+            return Err(RequestError::invalid("versions count from 1; 0 is not a version"));
+        }
+        let view =
+            self.node.view(self.node.shard_of(&req.key), consistency(req.consistency)?).await?;
+        let known = known(req.known_size);
+        self.read(view, move |engine, view| {
+            convert::bundle(view.bundle(engine, &req.key, req.version, known)?)
+        })
+        .await
+    }
+
+    async fn read_history(
+        &self,
+        req: pb::HistoryRequest,
+    ) -> Result<pb::HistoryResponse, RequestError> {
+        self.node.check_record(&req.key, None)?;
+        let view = self.node.view(self.node.shard_of(&req.key), Consistency::Linearizable).await?;
+        let (known, bytes_max) = (known(req.known_size), self.bundle_bytes_max());
+        let (bundles, next_version) = self
+            .read(view, move |engine, view| {
+                convert::fill_page(
+                    req.limit,
+                    bytes_max,
+                    Some(req.from_version),
+                    |from, n| Ok(view.history(engine, &req.key, *from, n, known)?),
+                    |b| b.record.version,
+                )
+            })
+            .await?;
+        Ok(pb::HistoryResponse { bundles, next_version })
+    }
+
+    async fn scan_range(&self, req: pb::ScanRequest) -> Result<pb::ScanResponse, RequestError> {
+        if !req.end.is_empty() && req.end < req.start {
+            return Err(RequestError::invalid("the scan's end is before its start"));
+        }
+        let view = self.node.view(ShardId(req.shard), Consistency::Linearizable).await?;
+        if !req.end.is_empty() && req.end == req.start {
+            return Ok(pb::ScanResponse::default());
+        }
+        let (known, bytes_max) = (known(req.known_size), self.bundle_bytes_max());
+        let (bundles, next_key) = self
+            .read(view, move |engine, view| {
+                convert::fill_page(
+                    req.limit,
+                    bytes_max,
+                    Some(req.start),
+                    |start, n| Ok(view.scan(engine, start, &req.end, n, known)?),
+                    |b| b.record.key.clone(),
+                )
+            })
+            .await?;
+        Ok(pb::ScanResponse { bundles, next_key: next_key.unwrap_or_default() })
+    }
+
+    async fn read_entry(
+        &self,
+        req: pb::GetEntryRequest,
+    ) -> Result<pb::EntryResponse, RequestError> {
+        let shard = ShardId(req.shard);
+        let view = self.node.view(shard, Consistency::Linearizable).await?;
+        let size = view.tree_size().0;
+        if req.log_index >= size {
+            return Err(RequestError::new(
+                ErrorCode::NotFound,
+                format!("no entry at log index {}: shard {} has {size}", req.log_index, shard.0),
+            ));
+        }
+        let known = known(req.known_size);
+        let entry = self
+            .read(view, move |engine, view| {
+                Ok(view.entry(engine, LogIndex(req.log_index), known)?)
+            })
+            .await?;
+        Ok(convert::entry(shard, entry))
+    }
+
+    async fn read_checkpoint(
+        &self,
+        req: pb::GetCheckpointRequest,
+    ) -> Result<pb::CheckpointResponse, RequestError> {
+        let shard = ShardId(req.shard);
+        let view = self.node.view(shard, Consistency::Linearizable).await?;
+        Ok(convert::checkpoint(shard, view.signed_checkpoint()))
+    }
+
+    async fn read_consistency(
+        &self,
+        req: pb::GetConsistencyRequest,
+    ) -> Result<pb::ConsistencyResponse, RequestError> {
+        let view = self.node.view(ShardId(req.shard), Consistency::Linearizable).await?;
+        let size = view.tree_size().0;
+        let (from, to) = (req.from_size, req.to_size.unwrap_or(size));
+        // Two sizes that contradict each other are a malformed request; a size the tree has not
+        // reached (yet) is out of range, as is a from_size above the tree when to_size is unset.
+        if from > to && req.to_size.is_some() {
+            return Err(RequestError::invalid(format!("from_size {from} is above to_size {to}")));
+        }
+        if from.max(to) > size {
+            return Err(RequestError::new(
+                ErrorCode::OutOfRange,
+                format!("tree size {} is beyond the tree size {size}", from.max(to)),
+            ));
+        }
+        let checkpoint = view.signed_checkpoint().to_text();
+        // Every tree extends the empty one: that proof is empty, and the view refuses to make it.
+        let proof = if from == 0 {
+            ConsistencyProof { from_size: TreeSize(0), to_size: TreeSize(to), hashes: Vec::new() }
+        } else {
+            self.read(view, move |engine, view| {
+                Ok(view.consistency(engine, TreeSize(from), TreeSize(to))?)
+            })
+            .await?
+        };
+        Ok(pb::ConsistencyResponse { proof: Some(convert::consistency_proof(proof)), checkpoint })
+    }
+
+    async fn read_block(
+        &self,
+        req: pb::GetBlockRequest,
+    ) -> Result<pb::BlockResponse, RequestError> {
+        if req.height == Some(0) {
+            return Err(RequestError::invalid("block heights count from 1; 0 is not a height"));
+        }
+        let shard = ShardId(req.shard);
+        let view = self.node.view(shard, Consistency::Linearizable).await?;
+        let height = req.height;
+        let block = self.read(view, move |engine, view| Ok(view.block(engine, height)?)).await?;
+        let block = block.ok_or_else(|| {
+            let at = height.map_or_else(|| "yet".to_owned(), |h| format!("at height {h}"));
+            RequestError::new(ErrorCode::NotFound, format!("shard {} has no block {at}", shard.0))
+        })?;
+        Ok(convert::block(&block))
+    }
+
+    async fn describe(&self) -> Result<pb::NodeInfoResponse, RequestError> {
+        let key = self.node.verifier_key();
+        let shards = self.node.shard_count();
+        let mut shards_info = Vec::new();
+        for s in 0..shards {
+            let view = self.node.view(ShardId(s), Consistency::Stale).await?;
+            shards_info.push(pb::ShardInfo {
+                shard: s,
+                origin: view.checkpoint().origin.clone(),
+                tree_size: view.tree_size().0,
+                applied_index: view.applied_index(),
+            });
+        }
+        Ok(pb::NodeInfoResponse {
+            node_name: key.name().to_owned(),
+            verifier_key: key.to_string(),
+            shards,
+            shards_info,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Ledger for LedgerService {
+    async fn insert(
+        &self,
+        request: Request<pb::InsertRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        reply(self.insert_record(request.into_inner()).await)
+    }
+
+    async fn append(
+        &self,
+        request: Request<pb::AppendRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        reply(self.append_record(request.into_inner()).await)
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::ProofBundle>, Status> {
+        reply(self.read_record(request.into_inner()).await)
+    }
+
+    async fn history(
+        &self,
+        request: Request<pb::HistoryRequest>,
+    ) -> Result<Response<pb::HistoryResponse>, Status> {
+        reply(self.read_history(request.into_inner()).await)
+    }
+
+    async fn scan(
+        &self,
+        request: Request<pb::ScanRequest>,
+    ) -> Result<Response<pb::ScanResponse>, Status> {
+        reply(self.scan_range(request.into_inner()).await)
+    }
+
+    async fn get_entry(
+        &self,
+        request: Request<pb::GetEntryRequest>,
+    ) -> Result<Response<pb::EntryResponse>, Status> {
+        reply(self.read_entry(request.into_inner()).await)
+    }
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::CheckpointResponse>, Status> {
+        reply(self.read_checkpoint(request.into_inner()).await)
+    }
+
+    async fn get_consistency(
+        &self,
+        request: Request<pb::GetConsistencyRequest>,
+    ) -> Result<Response<pb::ConsistencyResponse>, Status> {
+        reply(self.read_consistency(request.into_inner()).await)
+    }
+
+    async fn get_block(
+        &self,
+        request: Request<pb::GetBlockRequest>,
+    ) -> Result<Response<pb::BlockResponse>, Status> {
+        reply(self.read_block(request.into_inner()).await)
+    }
+
+    type WatchStream = ReceiverStream<Result<pb::WatchEvent, Status>>;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let req = request.into_inner();
+        reply(watch::start(&self.node, ShardId(req.shard), req.from_log_index).await)
+    }
+
+    async fn node_info(
+        &self,
+        _request: Request<pb::NodeInfoRequest>,
+    ) -> Result<Response<pb::NodeInfoResponse>, Status> {
+        reply(self.describe().await)
+    }
+}

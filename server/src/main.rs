@@ -1,0 +1,102 @@
+//! `blockdb`: runs a BlockDB node.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use blockdb_server::config::{LogFormat, ServeArgs, ServeConfig};
+
+/// BlockDB: a replicated, append-only, verifiable ledger database.
+///
+/// `blockdb serve` with no arguments runs a single node with its data in ./blockdb-data and
+/// its client address (REST, gRPC and tlog-tiles) on 127.0.0.1:7070. It prints where it
+/// listens and the verifier key that clients and auditors trust to check its checkpoints.
+/// Every setting can come from a flag, a BLOCKDB_* environment variable or a TOML file
+/// (--config); flags win over the environment, which wins over the file.
+///
+/// Writes are acknowledged only once fsynced. Every read returns a proof bundle that
+/// `blockdb-verify bundle` checks offline. API docs: http://127.0.0.1:7070/docs.
+#[derive(Debug, Parser)]
+#[command(name = "blockdb", version, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command;
+    let config = match ServeConfig::resolve(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("blockdb: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logs(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("blockdb: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(blockdb_server::serve::serve(
+        config.clone(),
+        |addr, node| {
+            println!(
+                "blockdb listening on http://{addr} (REST /v1, gRPC, tlog-tiles /tlog/<shard>)"
+            );
+            println!("data directory: {}", config.node.data_dir.display());
+            println!("verifier key: {}", node.verifier_key());
+            println!("API docs: http://{addr}/docs");
+        },
+        shutdown_signal(),
+    ));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("blockdb: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(config: &ServeConfig) {
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|e| {
+        eprintln!("blockdb: log filter {:?}: {e}; using \"info\"", config.log_level);
+        EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,159 @@
+//! The proposer of a shard: it gathers the writes that arrive while earlier proposals are in
+//! flight into one Raft entry, so that many writes share one entry, one apply and one
+//! checkpoint.
+//!
+//! At most [`IN_FLIGHT_MAX`] entries are proposed and not yet applied; while they are, new
+//! writes wait in a bounded queue and go out together in the next entry (at most
+//! `batch_records_max` commands and about `batch_bytes_max` bytes). Under light load an entry
+//! holds one write and goes out at once, so batching adds no latency.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use blockdb_verifier::{LogIndex, ShardId};
+
+use crate::error::{ErrorCode, RequestError};
+use crate::ledger::{Command, Outcome};
+use crate::raft::{Raft, Request};
+
+/// Entries proposed and not yet applied, at most.
+pub const IN_FLIGHT_MAX: usize = 8;
+
+/// A committed write.
+#[derive(Debug, Clone)]
+pub struct WriteResult {
+    /// The shard.
+    pub shard: ShardId,
+    /// The record's version.
+    pub version: u64,
+    /// The record's leaf position.
+    pub log_index: LogIndex,
+    /// The tree size after the batch that committed it.
+    pub tree_size: u64,
+    /// The signed checkpoint of that tree (note text).
+    pub checkpoint: String,
+}
+
+/// A write waiting for its entry.
+#[derive(Debug)]
+pub struct Pending {
+    /// The command.
+    pub command: Command,
+    /// Where its result goes.
+    pub reply: oneshot::Sender<Result<WriteResult, RequestError>>,
+}
+
+/// Limits of one entry.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Commands per entry, at most.
+    pub records_max: usize,
+    /// Bytes of keys and values per entry, about (an entry ends once it passes this).
+    pub bytes_max: usize,
+}
+
+/// Runs the proposer of `shard` until the queue's senders are gone.
+pub async fn run(
+    shard: ShardId,
+    raft: Raft,
+    mut queue: mpsc::Receiver<Pending>,
+    limits: BatchLimits,
+) {
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
+    let mut last_time_ms = 0u64;
+    while let Some(first) = queue.recv().await {
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { break };
+        let mut bytes = command_bytes(&first.command);
+        let mut batch = vec![first];
+        while batch.len() < limits.records_max && bytes < limits.bytes_max {
+            match queue.try_recv() {
+                Ok(p) => {
+                    bytes += command_bytes(&p.command);
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        // Commit times never go backwards within a leader's term, even if its clock does.
+        last_time_ms = last_time_ms.max(now_ms());
+        let commit_time_ms = last_time_ms;
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            propose(shard, &raft, commit_time_ms, batch).await;
+        });
+    }
+}
+
+async fn propose(shard: ShardId, raft: &Raft, commit_time_ms: u64, batch: Vec<Pending>) {
+    let (commands, replies): (Vec<_>, Vec<_>) =
+        batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+    let kinds: Vec<bool> = commands.iter().map(|c| matches!(c, Command::Insert { .. })).collect();
+    match raft.client_write(Request { commit_time_ms, commands }).await {
+        Ok(written) => {
+            let response = written.data;
+            for ((reply, outcome), insert) in replies.into_iter().zip(response.outcomes).zip(kinds)
+            {
+                let result = match outcome {
+                    Outcome::Committed { version, log_index } => Ok(WriteResult {
+                        shard,
+                        version,
+                        log_index,
+                        tree_size: response.tree_size,
+                        checkpoint: response.checkpoint.clone(),
+                    }),
+                    Outcome::Conflict { current } => Err(conflict(insert, current)),
+                };
+                // The caller may have timed out and gone; the write stands either way.
+                let _ = reply.send(result);
+            }
+        }
+        Err(e) => {
+            let err = match &e {
+                openraft::error::RaftError::APIError(
+                    openraft::error::ClientWriteError::ForwardToLeader(f),
+                ) => RequestError::new(
+                    ErrorCode::NotLeader,
+                    format!("this node does not lead shard {}; leader: {:?}", shard.0, f.leader_id),
+                ),
+                _ => {
+                    tracing::error!(shard = shard.0, error = %e, "a proposal failed");
+                    RequestError::new(ErrorCode::Unavailable, format!("shard {}: {e}", shard.0))
+                }
+            };
+            for reply in replies {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+    }
+}
+
+fn conflict(insert: bool, current: u64) -> RequestError {
+    let mut e = if insert {
+        RequestError::new(
+            ErrorCode::AlreadyExists,
+            format!("the key already exists (current version {current})"),
+        )
+    } else {
+        RequestError::new(
+            ErrorCode::VersionMismatch,
+            format!("expected_version does not match the current version {current}"),
+        )
+    };
+    e.current_version = Some(current);
+    e
+}
+
+fn command_bytes(c: &Command) -> usize {
+    match c {
+        Command::Insert { key, value } | Command::Append { key, value, .. } => {
+            key.len() + value.len() + 32
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,281 @@
+//! The state machine of one shard: openraft's view of [`Shard`].
+//!
+//! Applying a batch of committed entries writes, per entry, the shard's changes and this
+//! module's metadata (the entry's log id and the membership) in one atomic write batch, so the
+//! applied index on disk always describes the state beside it. After the batch, one checkpoint
+//! is signed and a new [`ShardView`] is published to readers: checkpoints are per applied batch,
+//! not per write.
+//!
+//! Metadata key of shard `s`: `"M" ‖ s (u32 BE)` → JSON `{"last_applied": .., "membership": ..}`.
+//!
+//! Snapshots are the shard's whole state (every key under its prefixes), built from a storage
+//! snapshot. A one-member group never sends them; they exist so that the group is complete and
+//! so that a node can be rebuilt from another's state.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    AnyError, BasicNode, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder,
+    Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use blockdb_verifier::ShardId;
+
+use crate::ledger::{NodeKey, Shard, ShardError, ShardView};
+use crate::raft::{Entry, NodeId, Response, TypeConfig};
+use crate::storage::{Engine, WriteBatch};
+
+/// The key prefixes of a shard's state (see [`crate::ledger::shard`] and this module).
+const STATE_TAGS: [u8; 7] = [b'A', b'B', b'E', b'L', b'M', b'R', b'V'];
+/// Longest snapshot this node builds or installs in one piece.
+const SNAPSHOT_BYTES_MAX: usize = 192 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Meta {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+}
+
+/// The state machine of one shard.
+#[derive(Debug)]
+pub struct StateMachine {
+    engine: Arc<Engine>,
+    cluster_origin: String,
+    shard: Shard,
+    node_key: Arc<NodeKey>,
+    meta: Meta,
+    views: watch::Sender<Arc<ShardView>>,
+    current_snapshot: Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>,
+}
+
+impl StateMachine {
+    /// Opens shard `id` from `engine` and returns it with the receiver of its views.
+    ///
+    /// # Errors
+    /// Storage errors and corruption of the stored state.
+    pub fn open(
+        engine: Arc<Engine>,
+        cluster_origin: &str,
+        id: ShardId,
+        node_key: Arc<NodeKey>,
+    ) -> Result<(StateMachine, watch::Receiver<Arc<ShardView>>), ShardError> {
+        let shard = Shard::open(&engine, cluster_origin, id)?;
+        let meta = read_meta(&engine, id)?;
+        let (views, rx) = watch::channel(Arc::new(shard.view(&engine, &node_key)));
+        let sm = StateMachine {
+            engine,
+            cluster_origin: cluster_origin.to_owned(),
+            shard,
+            node_key,
+            meta,
+            views,
+            current_snapshot: None,
+        };
+        Ok((sm, rx))
+    }
+
+    fn publish(&self) -> Arc<ShardView> {
+        let view = Arc::new(self.shard.view(&self.engine, &self.node_key));
+        self.views.send_replace(Arc::clone(&view));
+        view
+    }
+
+    fn meta_batch(&self) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        let json = serde_json::to_vec(&self.meta).expect("metadata serializes to JSON");
+        batch.put(meta_key(self.shard.id()), json);
+        batch
+    }
+
+    #[expect(clippy::result_large_err, reason = "openraft's storage trait errors are this type")]
+    fn state_pairs(&self) -> Result<Vec<u8>, StorageError<NodeId>> {
+        let snapshot = self.engine.snapshot();
+        let mut out = Vec::new();
+        for tag in STATE_TAGS {
+            let prefix = tagged(tag, self.shard.id());
+            let mut end = prefix.clone();
+            end.push(0xff);
+            end.extend_from_slice(&[0xff; 8]);
+            for item in snapshot.scan(prefix..end) {
+                let (k, v) = item.map_err(sm_err(ErrorVerb::Read))?;
+                if out.len() + k.len() + v.len() + 8 > SNAPSHOT_BYTES_MAX {
+                    return Err(sm_err(ErrorVerb::Read)(std::io::Error::other(
+                        "the shard is too large for a snapshot in one piece",
+                    )));
+                }
+                put_bytes(&mut out, &k);
+                put_bytes(&mut out, &v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn tagged(tag: u8, shard: ShardId) -> Vec<u8> {
+    let mut k = vec![tag];
+    k.extend_from_slice(&shard.0.to_be_bytes());
+    k
+}
+
+fn meta_key(shard: ShardId) -> Vec<u8> {
+    tagged(b'M', shard)
+}
+
+fn read_meta(engine: &Engine, shard: ShardId) -> Result<Meta, ShardError> {
+    match engine.get(&meta_key(shard))? {
+        None => Ok(Meta::default()),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| ShardError::Corrupt { key: format!("M{shard}"), reason: e.to_string() }),
+    }
+}
+
+fn sm_err<E: std::error::Error + 'static>(
+    verb: ErrorVerb,
+) -> impl FnOnce(E) -> StorageError<NodeId> {
+    move |e| StorageIOError::new(ErrorSubject::StateMachine, verb, AnyError::new(&e)).into()
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u32::try_from(bytes.len()).expect("keys and values are below 4 GiB");
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn split_bytes(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let len = u32::from_be_bytes(*len) as usize;
+    (rest.len() >= len).then(|| rest.split_at(len))
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineSnapshot {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        Ok(Snapshot { meta: self.meta.clone(), snapshot: Box::new(Cursor::new(self.data.clone())) })
+    }
+}
+
+/// A snapshot built from the state at one applied index.
+#[derive(Debug)]
+pub struct StateMachineSnapshot {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    data: Vec<u8>,
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachineSnapshot;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
+    {
+        Ok((self.meta.last_applied, self.meta.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut outcomes = Vec::new();
+        for entry in entries {
+            let log_id = entry.log_id;
+            self.meta.last_applied = Some(log_id);
+            let (time, commands) = match entry.payload {
+                EntryPayload::Normal(request) => (request.commit_time_ms, request.commands),
+                EntryPayload::Membership(m) => {
+                    self.meta.membership = StoredMembership::new(Some(log_id), m);
+                    (0, Vec::new())
+                }
+                EntryPayload::Blank => (0, Vec::new()),
+            };
+            let batch = self.meta_batch();
+            // Not synced: the entry is durable in the Raft log, which replays it after a crash.
+            let out = self
+                .shard
+                .apply_batch(&self.engine, log_id.index, time, &commands, batch, false)
+                .map_err(|e| StorageIOError::apply(log_id, AnyError::new(&e)))?;
+            outcomes.push(out);
+        }
+        let view = self.publish();
+        let checkpoint = view.signed_checkpoint().to_text();
+        let tree_size = view.tree_size().0;
+        Ok(outcomes
+            .into_iter()
+            .map(|outcomes| Response { outcomes, tree_size, checkpoint: checkpoint.clone() })
+            .collect())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let data = self.state_pairs().unwrap_or_default();
+        let last = self.meta.last_applied;
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: self.meta.membership.clone(),
+            snapshot_id: format!("{}-{}", self.shard.id().0, last.map_or(0, |l| l.index)),
+        };
+        self.current_snapshot = Some((meta.clone(), data.clone()));
+        StateMachineSnapshot { meta, data }
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let data = snapshot.into_inner();
+        let id = self.shard.id();
+        let mut batch = WriteBatch::new();
+        // Remove this shard's state, then write the snapshot's, in one atomic batch.
+        let current = self.engine.snapshot();
+        for tag in STATE_TAGS {
+            let prefix = tagged(tag, id);
+            let mut end = prefix.clone();
+            end.extend_from_slice(&[0xff; 9]);
+            for item in current.scan(prefix..end) {
+                let (k, _) = item.map_err(sm_err(ErrorVerb::Read))?;
+                batch.delete(k);
+            }
+        }
+        let mut rest = data.as_slice();
+        while !rest.is_empty() {
+            let bad = || sm_err(ErrorVerb::Write)(std::io::Error::other("malformed snapshot"));
+            let (k, after) = split_bytes(rest).ok_or_else(bad)?;
+            let (v, after) = split_bytes(after).ok_or_else(bad)?;
+            if !STATE_TAGS.iter().any(|&t| k.starts_with(&tagged(t, id))) {
+                return Err(bad());
+            }
+            batch.put(k.to_vec(), v.to_vec());
+            rest = after;
+        }
+        self.engine.write_with(batch, true).map_err(sm_err(ErrorVerb::Write))?;
+        self.shard =
+            Shard::open(&self.engine, &self.cluster_origin, id).map_err(sm_err(ErrorVerb::Read))?;
+        self.meta = read_meta(&self.engine, id).map_err(sm_err(ErrorVerb::Read))?;
+        if self.meta.last_applied != meta.last_log_id {
+            return Err(sm_err(ErrorVerb::Write)(std::io::Error::other(
+                "the snapshot's state does not match its metadata",
+            )));
+        }
+        self.current_snapshot = Some((meta.clone(), data));
+        self.publish();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        Ok(self.current_snapshot.as_ref().map(|(meta, data)| Snapshot {
+            meta: meta.clone(),
+            snapshot: Box::new(Cursor::new(data.clone())),
+        }))
+    }
+}

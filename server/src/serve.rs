@@ -1,0 +1,87 @@
+//! Running a node: start it, serve the client address until a shutdown signal, stop cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::api;
+use crate::config::ServeConfig;
+use crate::metrics::Metrics;
+use crate::node::{Node, StartError};
+
+/// How long a shutdown waits for open connections (watch streams, slow clients).
+pub const SHUTDOWN_GRACE_MS: u64 = 5_000;
+
+/// Why serving failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The node did not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The client address could not be bound or served.
+    #[error("client address {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Starts the node, binds the client address, calls `on_ready` with the bound address and the
+/// node, serves until `shutdown` completes, then stops the node.
+///
+/// # Errors
+/// [`ServeError`] when the node cannot start or the address cannot be served.
+pub async fn serve(
+    config: ServeConfig,
+    on_ready: impl FnOnce(SocketAddr, &Node),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let node = Arc::new(Node::start(config.node.clone()).await?);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let metrics = Arc::new(Metrics::new());
+    let grpc = api::grpc::router(Arc::clone(&node));
+    let app = api::rest::router(Arc::clone(&node), metrics, grpc);
+    on_ready(addr, &node);
+    tracing::info!(%addr, "serving REST, gRPC and tlog-tiles");
+    // Graceful shutdown waits for open connections; a watch stream never ends by itself, so the
+    // wait is bounded.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.send_replace(true);
+    });
+    let mut graceful = stopping.clone();
+    let serving = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = graceful.wait_for(|&s| s).await;
+        })
+        .into_future();
+    let mut stopping = stopping;
+    let deadline = async {
+        let _ = stopping.wait_for(|&s| s).await;
+        tokio::time::sleep(Duration::from_millis(SHUTDOWN_GRACE_MS)).await;
+    };
+    let served = tokio::select! {
+        served = serving => served,
+        () = deadline => {
+            tracing::warn!("connections still open after {SHUTDOWN_GRACE_MS} ms; closing them");
+            Ok(())
+        }
+    };
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    served.map_err(|source| ServeError::Listen { addr, source })
+}

@@ -1,0 +1,610 @@
+//! The gRPC API end to end: a real node in-process, its gRPC router served by axum on a port from
+//! the OS, and the generated clients. Every proof the server returns is checked with the
+//! verifier against the node's published key; every error carries its stable code in the
+//! `blockdb-error-code` metadata; bad input changes nothing.
+//!
+//! Longer than the ~500-line soft limit on purpose: it is the whole gRPC contract in one place,
+//! one test per group of RPCs over the shared helpers at the top. Split it by RPC group if it
+//! grows further.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use blockdb_proto::v1 as pb;
+use blockdb_proto::v1::ledger_client::LedgerClient;
+use blockdb_server::api::grpc::router;
+use blockdb_server::node::{Node, NodeConfig};
+use blockdb_server::storage::Options;
+use blockdb_verifier::block::verify_against_checkpoint;
+use blockdb_verifier::{
+    Block, Checkpoint, ConsistencyProof, ConsistencyStatus, Hash, Leaf, LogIndex, ProofBundle,
+    Record, SignedCheckpoint, TreeSize, TrustPolicy, VerifierKey, leaf_hash, verify_bundle,
+    verify_inclusion,
+};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use tonic::{Code, Response, Status};
+
+/// How long any one answer may take before a test fails (a deadline, not a sleep).
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A node serving its gRPC router on loopback, and a client connected to it.
+struct Served {
+    node: Arc<Node>,
+    channel: Channel,
+    client: LedgerClient<Channel>,
+    policy: TrustPolicy,
+    /// The node's data directory, deleted when dropped: keep `Served` whole while it runs.
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a node with `shards` shards and serves `wrap(router(node))`.
+async fn must_serve_with(shards: u32, wrap: fn(axum::Router) -> axum::Router) -> Served {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config =
+        NodeConfig { storage: Options::small_for_tests(), shards, ..NodeConfig::new(dir.path()) };
+    let node = Arc::new(Node::start(config).await.expect("the node starts"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("local address");
+    let app = wrap(router(Arc::clone(&node)));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let policy = TrustPolicy::new(vec![node.verifier_key().clone()], 1).expect("policy");
+    let client = LedgerClient::new(channel.clone());
+    Served { node, channel, client, policy, _dir: dir }
+}
+
+async fn must_serve() -> Served {
+    must_serve_with(1, |r| r).await
+}
+
+fn must_hashes(hashes: &[Vec<u8>]) -> Vec<Hash> {
+    hashes.iter().map(|h| Hash::from_slice(h).expect("every hash is 32 bytes")).collect()
+}
+
+fn must_consistency(p: &pb::ConsistencyProof) -> ConsistencyProof {
+    ConsistencyProof {
+        from_size: TreeSize(p.from_size),
+        to_size: TreeSize(p.to_size),
+        hashes: must_hashes(&p.hashes),
+    }
+}
+
+fn must_checkpoint(text: &str) -> SignedCheckpoint {
+    SignedCheckpoint::parse(text.as_bytes()).expect("a signed checkpoint")
+}
+
+/// The checkpoint of a signed note text that verifies under `policy`.
+fn must_trusted(policy: &TrustPolicy, text: &str) -> Checkpoint {
+    policy.verify(&must_checkpoint(text)).expect("the checkpoint verifies").checkpoint
+}
+
+/// The verifier's bundle for a protobuf bundle, checking the convenience fields on the way.
+fn must_bundle(b: &pb::ProofBundle) -> ProofBundle {
+    let record = b.record.as_ref().expect("a bundle has a record");
+    let leaf = Leaf::decode(&b.leaf).expect("the leaf decodes");
+    assert_eq!((leaf.shard.0, leaf.log_index.0), (b.shard, b.log_index));
+    ProofBundle {
+        record: Record {
+            key: record.key.clone(),
+            version: record.version,
+            value: record.value.clone(),
+        },
+        leaf,
+        inclusion_proof: must_hashes(&b.inclusion_proof),
+        checkpoint: must_checkpoint(&b.checkpoint),
+        consistency_proof: b.consistency_proof.as_ref().map(must_consistency),
+    }
+}
+
+/// Verifies `b` (against `trusted` when given) and returns its record.
+fn must_verify(policy: &TrustPolicy, b: &pb::ProofBundle, trusted: Option<&Checkpoint>) -> Record {
+    let verified = verify_bundle(&must_bundle(b), policy, trusted).expect("the bundle verifies");
+    if let Some(t) = trusted.filter(|t| t.size.0 > 0) {
+        let want = if t.size == verified.checkpoint.checkpoint.size {
+            ConsistencyStatus::SameTree
+        } else {
+            ConsistencyStatus::Proven { from: t.size }
+        };
+        assert_eq!(verified.consistency, want);
+    }
+    verified.record
+}
+
+/// Checks that `result` failed with `code` and the stable `error_code` in the metadata.
+fn must_fail<T: std::fmt::Debug>(
+    result: Result<Response<T>, Status>,
+    code: Code,
+    error_code: &str,
+) -> Status {
+    let status = result.expect_err("the request fails");
+    assert_eq!(status.code(), code, "{status:?}");
+    let got = status.metadata().get("blockdb-error-code").and_then(|v| v.to_str().ok());
+    assert_eq!(got, Some(error_code), "{status:?}");
+    status
+}
+
+async fn must_insert(c: &mut LedgerClient<Channel>, key: &[u8], value: &[u8]) -> pb::WriteResponse {
+    let req = pb::InsertRequest { key: key.to_vec(), value: value.to_vec() };
+    c.insert(req).await.expect("insert").into_inner()
+}
+
+async fn must_append(c: &mut LedgerClient<Channel>, key: &[u8], value: &[u8]) -> pb::WriteResponse {
+    let req =
+        pb::AppendRequest { key: key.to_vec(), value: value.to_vec(), expected_version: None };
+    c.append(req).await.expect("append").into_inner()
+}
+
+async fn must_tree_size(c: &mut LedgerClient<Channel>) -> u64 {
+    let req = pb::GetCheckpointRequest { shard: 0 };
+    c.get_checkpoint(req).await.expect("checkpoint").into_inner().tree_size
+}
+
+fn get(key: &[u8]) -> pb::GetRequest {
+    pb::GetRequest { key: key.to_vec(), ..pb::GetRequest::default() }
+}
+
+/// Writes alice (versions 1 to 3), bob, carol and dave (log indexes 0 to 5), checking the write
+/// responses, and returns the verified checkpoint of size 1 that the reads prove growth from.
+async fn must_seed(served: &Served) -> Checkpoint {
+    let mut client = served.client.clone();
+    let first = must_insert(&mut client, b"alice", b"a1").await;
+    assert_eq!((first.shard, first.version, first.log_index, first.tree_size), (0, 1, 0, 1));
+    let signed = must_checkpoint(&first.checkpoint);
+    let trusted = served.policy.verify(&signed).expect("the write's checkpoint verifies");
+    assert_eq!(trusted.checkpoint.size, TreeSize(1));
+    must_append(&mut client, b"alice", b"a2").await;
+    let third = must_append(&mut client, b"alice", b"").await;
+    assert_eq!((third.version, third.log_index, third.tree_size), (3, 2, 3));
+    for key in [&b"bob"[..], b"carol", b"dave"] {
+        must_insert(&mut client, key, key).await;
+    }
+    assert_eq!(must_tree_size(&mut client).await, 6);
+    trusted.checkpoint
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_returns_bundles_that_verify() {
+    let served = must_serve().await;
+    let trusted = must_seed(&served).await;
+    let (mut client, policy) = (served.client.clone(), &served.policy);
+
+    // Phase 1: the latest version, then an older one with a consistency proof from size 1.
+    let latest = client.get(get(b"alice")).await.expect("get").into_inner();
+    let record = must_verify(policy, &latest, None);
+    assert_eq!((record.version, record.value), (3, Some(Vec::new())));
+    let req = pb::GetRequest { version: Some(1), known_size: Some(1), ..get(b"alice") };
+    let v1 = client.get(req).await.expect("get v1").into_inner();
+    assert_eq!(must_verify(policy, &v1, Some(&trusted)).value, Some(b"a1".to_vec()));
+
+    // Phase 2: a stale read proves just as well.
+    let req = pb::GetRequest { consistency: pb::Consistency::Stale as i32, ..get(b"bob") };
+    let bob = client.get(req).await.expect("stale get").into_inner();
+    assert_eq!(must_verify(policy, &bob, None).value, Some(b"bob".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_scan_pages_verify_and_cover_everything_once() {
+    let served = must_serve().await;
+    let trusted = must_seed(&served).await;
+    let (mut client, policy) = (served.client.clone(), &served.policy);
+
+    // Phase 1: History in pages of 2, each bundle proven from size 1.
+    let mut versions = Vec::new();
+    let mut from_version = 0;
+    for page_number in 0..2 {
+        let req = pb::HistoryRequest {
+            key: b"alice".to_vec(),
+            limit: 2,
+            known_size: Some(1),
+            from_version,
+        };
+        let page = client.history(req).await.expect("history").into_inner();
+        versions
+            .extend(page.bundles.iter().map(|b| must_verify(policy, b, Some(&trusted)).version));
+        assert_eq!(page.next_version, [Some(3), None][page_number]);
+        from_version = page.next_version.unwrap_or_default();
+    }
+    assert_eq!(versions, [1, 2, 3]);
+
+    // Phase 2: Scan in pages of 3 returns every key once, in order.
+    let mut keys = Vec::new();
+    let mut start = Vec::new();
+    for _ in 0..10 {
+        let req = pb::ScanRequest { start, limit: 3, known_size: Some(1), ..Default::default() };
+        let page = client.scan(req).await.expect("scan").into_inner();
+        assert!(page.bundles.len() <= 3);
+        keys.extend(page.bundles.iter().map(|b| must_verify(policy, b, Some(&trusted)).key));
+        if page.next_key.is_empty() {
+            break;
+        }
+        start = page.next_key;
+    }
+    assert_eq!(keys, [&b"alice"[..], b"bob", b"carol", b"dave"]);
+
+    // Phase 3: a bounded range, and an empty one.
+    let req = pb::ScanRequest { start: b"b".to_vec(), end: b"c".to_vec(), ..Default::default() };
+    let page = client.scan(req).await.expect("bounded scan").into_inner();
+    assert_eq!((page.bundles.len(), page.next_key.is_empty()), (1, true));
+    let req = pb::ScanRequest { start: b"b".to_vec(), end: b"b".to_vec(), ..Default::default() };
+    assert!(client.scan(req).await.expect("empty scan").into_inner().bundles.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_checkpoints_and_consistency_proofs_verify() {
+    let served = must_serve().await;
+    let trusted = must_seed(&served).await;
+    let (mut client, policy) = (served.client.clone(), &served.policy);
+
+    // Phase 1: GetCheckpoint's fields are the signed checkpoint's.
+    let req = pb::GetCheckpointRequest { shard: 0 };
+    let checkpoint = client.get_checkpoint(req).await.expect("checkpoint").into_inner();
+    let current = must_trusted(policy, &checkpoint.checkpoint);
+    assert_eq!(
+        (current.origin.as_str(), current.size.0, current.root.0.to_vec()),
+        (checkpoint.origin.as_str(), checkpoint.tree_size, checkpoint.root.clone())
+    );
+
+    // Phase 2: GetEntry proves a leaf and the growth from size 1.
+    let req = pb::GetEntryRequest { shard: 0, log_index: 4, known_size: Some(1) };
+    let entry = client.get_entry(req).await.expect("entry").into_inner();
+    let leaf = Leaf::decode(&entry.leaf).expect("leaf");
+    assert_eq!((leaf.log_index, leaf.key.as_slice()), (LogIndex(4), &b"carol"[..]));
+    let signed = must_trusted(policy, &entry.checkpoint);
+    let path = must_hashes(&entry.inclusion_proof);
+    verify_inclusion(&leaf_hash(&entry.leaf), LogIndex(4), signed.size, &path, &signed.root)
+        .expect("the inclusion proof verifies");
+    let proof = must_consistency(entry.consistency_proof.as_ref().expect("asked for"));
+    proof.verify(&trusted.root, &signed.root).expect("consistency from size 1");
+
+    // Phase 3: GetConsistency to the latest checkpoint, and from the empty tree.
+    let req = pb::GetConsistencyRequest { shard: 0, from_size: 1, to_size: None };
+    let c = client.get_consistency(req).await.expect("consistency").into_inner();
+    let to = must_trusted(policy, &c.checkpoint);
+    let proof = must_consistency(c.proof.as_ref().expect("a proof"));
+    assert_eq!((proof.from_size, proof.to_size), (TreeSize(1), to.size));
+    proof.verify(&trusted.root, &to.root).expect("the consistency proof verifies");
+    let req = pb::GetConsistencyRequest { shard: 0, from_size: 0, to_size: Some(3) };
+    let empty = client.get_consistency(req).await.expect("from the empty tree").into_inner();
+    assert!(empty.proof.expect("a proof").hashes.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_and_node_info_match_the_log() {
+    let served = must_serve_with(2, |r| r).await;
+    let (node, mut client, policy) = (&served.node, served.client.clone(), &served.policy);
+    for i in 0..6u8 {
+        must_insert(&mut client, &[b'k', i], b"v").await;
+    }
+
+    // Phase 1: NodeInfo names the key that signs the checkpoints, and every shard.
+    let info = client.node_info(pb::NodeInfoRequest {}).await.expect("node info").into_inner();
+    let key: VerifierKey = info.verifier_key.parse().expect("a verifier key");
+    assert_eq!(&key, node.verifier_key());
+    assert_eq!((info.node_name.as_str(), info.shards, info.shards_info.len()), (key.name(), 2, 2));
+    let sizes: u64 = info.shards_info.iter().map(|s| s.tree_size).sum();
+    assert_eq!(sizes, 6, "every write is in one shard's log");
+    for (i, s) in info.shards_info.iter().enumerate() {
+        assert_eq!(s.shard as usize, i);
+        assert!(s.origin.ends_with(&format!("/shard/{i}")), "{}", s.origin);
+        assert!(s.applied_index > 0);
+    }
+
+    // Phase 2: the latest block and block 1 decode, hash and prove against the checkpoint.
+    let shard = info.shards_info.iter().find(|s| s.tree_size > 0).expect("a shard with records");
+    let req = pb::GetBlockRequest { shard: shard.shard, height: None };
+    let latest = client.get_block(req).await.expect("latest block").into_inner();
+    let block = Block::decode(&latest.encoded).expect("the block decodes");
+    assert_eq!(block.hash().0.to_vec(), latest.hash);
+    assert_eq!(
+        (block.height, block.tree_size.0, block.tree_root.0.to_vec()),
+        (latest.height, latest.tree_size, latest.tree_root.clone())
+    );
+    let req = pb::GetCheckpointRequest { shard: shard.shard };
+    let cp = client.get_checkpoint(req).await.expect("checkpoint").into_inner();
+    let cp = policy.verify(&must_checkpoint(&cp.checkpoint)).expect("verifies").checkpoint;
+    verify_against_checkpoint(&block, &cp, None)
+        .expect("the latest block is the checkpoint's tree");
+    let req = pb::GetBlockRequest { shard: shard.shard, height: Some(1) };
+    let first = client.get_block(req).await.expect("block 1").into_inner();
+    assert_eq!((first.height, first.prev_hash.as_slice()), (1, &[0u8; 32][..]));
+    let req = pb::GetBlockRequest { shard: shard.shard, height: Some(latest.height + 1) };
+    must_fail(client.get_block(req).await, Code::NotFound, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_fail_with_their_codes_and_current_version() {
+    let served = must_serve().await;
+    let mut client = served.client.clone();
+    must_insert(&mut client, b"k", b"v1").await;
+
+    // Phase 1: a second insert is ALREADY_EXISTS, with the current version.
+    let req = pb::InsertRequest { key: b"k".to_vec(), value: b"v2".to_vec() };
+    let status = must_fail(client.insert(req).await, Code::AlreadyExists, "already_exists");
+    let current = status.metadata().get("blockdb-current-version").and_then(|v| v.to_str().ok());
+    assert_eq!(current, Some("1"));
+
+    // Phase 2: compare-and-append with a wrong version is FAILED_PRECONDITION.
+    let req =
+        pb::AppendRequest { key: b"k".to_vec(), value: b"x".to_vec(), expected_version: Some(5) };
+    let status = must_fail(client.append(req).await, Code::FailedPrecondition, "version_mismatch");
+    let current = status.metadata().get("blockdb-current-version").and_then(|v| v.to_str().ok());
+    assert_eq!(current, Some("1"));
+
+    // Phase 3: the right version, and 0 for a new key, commit.
+    let req =
+        pb::AppendRequest { key: b"k".to_vec(), value: b"v2".to_vec(), expected_version: Some(1) };
+    assert_eq!(client.append(req).await.expect("append").into_inner().version, 2);
+    let req =
+        pb::AppendRequest { key: b"new".to_vec(), value: b"n".to_vec(), expected_version: Some(0) };
+    assert_eq!(client.append(req).await.expect("append").into_inner().version, 1);
+    assert_eq!(must_tree_size(&mut client).await, 3, "the refused writes left no leaf");
+}
+
+const BAD: Code = Code::InvalidArgument;
+const OUT: Code = Code::OutOfRange;
+const MISSING: Code = Code::NotFound;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_writes_are_refused_and_change_nothing() {
+    let served = must_serve().await;
+    let c = &mut served.client.clone();
+    must_insert(c, b"k", b"v").await;
+    let long_key = vec![b'k'; 1025];
+    let long_value = vec![0; (1 << 20) + 1];
+    let insert =
+        |key: &[u8], value: &[u8]| pb::InsertRequest { key: key.into(), value: value.into() };
+    let append = |key: &[u8], value: &[u8]| pb::AppendRequest {
+        key: key.into(),
+        value: value.into(),
+        expected_version: None,
+    };
+
+    must_fail(c.insert(insert(b"", b"v")).await, BAD, "key_too_large");
+    must_fail(c.insert(insert(&long_key, b"v")).await, BAD, "key_too_large");
+    must_fail(c.insert(insert(b"k2", &long_value)).await, BAD, "value_too_large");
+    must_fail(c.append(append(b"", b"v")).await, BAD, "key_too_large");
+    must_fail(c.append(append(&long_key, b"v")).await, BAD, "key_too_large");
+    must_fail(c.append(append(b"k", &long_value)).await, BAD, "value_too_large");
+
+    // Nothing was written, and the server still answers.
+    assert_eq!(must_tree_size(c).await, 1);
+    let bundle = c.get(get(b"k")).await.expect("get").into_inner();
+    assert_eq!(bundle.record.expect("record").version, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_reads_are_refused_and_change_nothing() {
+    let served = must_serve().await;
+    let c = &mut served.client.clone();
+    must_insert(c, b"k", b"v").await;
+    let with = |f: fn(&mut pb::GetRequest)| {
+        let mut req = get(b"k");
+        f(&mut req);
+        req
+    };
+    must_fail(c.get(get(b"")).await, BAD, "key_too_large");
+    must_fail(c.get(get(&[b'k'; 1025])).await, BAD, "key_too_large");
+    must_fail(c.get(with(|r| r.version = Some(0))).await, BAD, "invalid_argument");
+    must_fail(c.get(with(|r| r.consistency = 7)).await, BAD, "invalid_argument");
+    must_fail(c.get(with(|r| r.version = Some(2))).await, MISSING, "not_found");
+    must_fail(c.get(get(b"missing")).await, MISSING, "not_found");
+    must_fail(c.get(with(|r| r.known_size = Some(99))).await, OUT, "out_of_range");
+
+    let history = |key: &[u8], known_size| pb::HistoryRequest {
+        key: key.into(),
+        known_size,
+        ..Default::default()
+    };
+    must_fail(c.history(history(b"missing", None)).await, MISSING, "not_found");
+    must_fail(c.history(history(b"k", Some(2))).await, OUT, "out_of_range");
+    let scan = pb::ScanRequest { start: b"b".to_vec(), end: b"a".to_vec(), ..Default::default() };
+    must_fail(c.scan(scan).await, BAD, "invalid_argument");
+    let scan = pb::ScanRequest { shard: 7, ..Default::default() };
+    must_fail(c.scan(scan).await, MISSING, "not_found");
+
+    let entry = |shard, log_index, known_size| pb::GetEntryRequest { shard, log_index, known_size };
+    must_fail(c.get_entry(entry(0, 1, None)).await, MISSING, "not_found");
+    must_fail(c.get_entry(entry(0, u64::MAX, None)).await, MISSING, "not_found");
+    must_fail(c.get_entry(entry(7, 0, None)).await, MISSING, "not_found");
+    must_fail(c.get_entry(entry(0, 0, Some(5))).await, OUT, "out_of_range");
+    let checkpoint = pb::GetCheckpointRequest { shard: u32::MAX };
+    must_fail(c.get_checkpoint(checkpoint).await, MISSING, "not_found");
+
+    let consistency =
+        |from_size, to_size| pb::GetConsistencyRequest { shard: 0, from_size, to_size };
+    must_fail(c.get_consistency(consistency(2, Some(1))).await, BAD, "invalid_argument");
+    must_fail(c.get_consistency(consistency(5, None)).await, OUT, "out_of_range");
+    must_fail(c.get_consistency(consistency(1, Some(u64::MAX))).await, OUT, "out_of_range");
+    let block = |height| pb::GetBlockRequest { shard: 0, height };
+    must_fail(c.get_block(block(Some(0))).await, BAD, "invalid_argument");
+    must_fail(c.get_block(block(Some(u64::MAX))).await, MISSING, "not_found");
+    let watch = |shard, from_log_index| pb::WatchRequest { shard, from_log_index };
+    must_fail(c.watch(watch(0, u64::MAX)).await, OUT, "out_of_range");
+    must_fail(c.watch(watch(9, 0)).await, MISSING, "not_found");
+
+    // Nothing changed, and the server still answers.
+    assert_eq!(must_tree_size(c).await, 1);
+    let bundle = c.get(get(b"k")).await.expect("get").into_inner();
+    assert_eq!(bundle.record.expect("record").version, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_stop_below_the_message_limit() {
+    let served = must_serve().await;
+    let (mut client, policy) = (served.client.clone(), &served.policy);
+    let value = vec![7u8; 1 << 20];
+    for _ in 0..5 {
+        must_append(&mut client, b"big", &value).await;
+    }
+
+    // Each page fits the client's default 4 MiB limit, so it holds at most two 1 MiB values;
+    // following next_version still returns every version once.
+    let mut versions = Vec::new();
+    let mut from_version = 0;
+    for _ in 0..10 {
+        let req = pb::HistoryRequest {
+            key: b"big".to_vec(),
+            from_version,
+            limit: 1000,
+            ..Default::default()
+        };
+        let page = client.history(req).await.expect("history page").into_inner();
+        assert!((1..=2).contains(&page.bundles.len()), "{} bundles", page.bundles.len());
+        versions.extend(page.bundles.iter().map(|b| must_verify(policy, b, None).version));
+        match page.next_version {
+            Some(v) => from_version = v,
+            None => break,
+        }
+    }
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    let page = client.scan(pb::ScanRequest::default()).await.expect("scan").into_inner();
+    assert_eq!(must_verify(policy, &page.bundles[0], None).value, Some(value));
+}
+
+/// The next event of a Watch stream, within the deadline.
+async fn must_next(stream: &mut tonic::Streaming<pb::WatchEvent>) -> pb::watch_event::Event {
+    let next = tokio::time::timeout(DEADLINE, stream.next()).await.expect("an event in time");
+    next.expect("the stream goes on").expect("not an error").event.expect("an event")
+}
+
+/// Reads events until a checkpoint of at least `size`, checking order and returning the log
+/// indexes of the entries seen.
+async fn must_follow(
+    policy: &TrustPolicy,
+    stream: &mut tonic::Streaming<pb::WatchEvent>,
+    size: u64,
+) -> Vec<u64> {
+    let mut seen = Vec::new();
+    loop {
+        match must_next(stream).await {
+            pb::watch_event::Event::Entry(e) => {
+                let leaf = Leaf::decode(&e.leaf).expect("the leaf decodes");
+                assert_eq!(leaf.log_index.0, e.log_index);
+                seen.push(e.log_index);
+            }
+            pb::watch_event::Event::Checkpoint(c) => {
+                let cp =
+                    policy.verify(&must_checkpoint(&c.checkpoint)).expect("verifies").checkpoint;
+                assert_eq!(cp.size.0, c.tree_size);
+                assert!(seen.last().is_none_or(|&i| i < c.tree_size));
+                if c.tree_size >= size {
+                    return seen;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sends_old_and_new_entries_then_checkpoints() {
+    let served = must_serve().await;
+    let (mut client, policy) = (served.client.clone(), &served.policy);
+    for i in 0..3u8 {
+        must_insert(&mut client, &[b'a', i], b"v").await;
+    }
+
+    // Phase 1: from log index 1, the entries already there, then their checkpoint.
+    let req = pb::WatchRequest { shard: 0, from_log_index: 1 };
+    let mut stream = client.watch(req).await.expect("watch").into_inner();
+    assert_eq!(must_follow(policy, &mut stream, 3).await, [1, 2]);
+
+    // Phase 2: entries written after subscribing arrive in order, each once.
+    let mut writer = client.clone();
+    let writes = tokio::spawn(async move {
+        for i in 0..300u16 {
+            must_insert(&mut writer, format!("b{i}").as_bytes(), b"v").await;
+        }
+    });
+    let seen = must_follow(policy, &mut stream, 303).await;
+    writes.await.expect("the writer finishes");
+    assert_eq!(seen, (3..303).collect::<Vec<_>>());
+
+    // Phase 3: a watch from the tree size starts with the current checkpoint; a new client
+    // from 0 reads across the entry bundle boundary at 256.
+    let req = pb::WatchRequest { shard: 0, from_log_index: 303 };
+    let mut at_end = client.watch(req).await.expect("watch").into_inner();
+    match must_next(&mut at_end).await {
+        pb::watch_event::Event::Checkpoint(c) => assert_eq!(c.tree_size, 303),
+        other => panic!("expected a checkpoint, got {other:?}"),
+    }
+    let req = pb::WatchRequest { shard: 0, from_log_index: 0 };
+    let mut from_start = client.watch(req).await.expect("watch").into_inner();
+    assert_eq!(must_follow(policy, &mut from_start, 303).await, (0..303).collect::<Vec<_>>());
+
+    // Phase 4: dropping the streams leaves the server answering.
+    drop((stream, at_end, from_start));
+    assert_eq!(must_tree_size(&mut client).await, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_when_merged_with_a_fallback_router() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    // Served as the REST layer serves it: merged into a router that has its own fallback.
+    let served = must_serve_with(1, |grpc| {
+        axum::Router::new()
+            .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "rest") })
+            .merge(grpc)
+    })
+    .await;
+
+    // Phase 1: health is SERVING for the server and the Ledger, NOT_FOUND for others.
+    let mut health = HealthClient::new(served.channel.clone());
+    for service in ["", "blockdb.v1.Ledger"] {
+        let req = HealthCheckRequest { service: service.into() };
+        let status = health.check(req).await.expect("check").into_inner().status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let req = HealthCheckRequest { service: "nope.Service".into() };
+    assert_eq!(health.check(req).await.expect_err("unknown").code(), Code::NotFound);
+    let req = HealthCheckRequest { service: String::new() };
+    let mut watch = health.watch(req).await.expect("health watch").into_inner();
+    let first = tokio::time::timeout(DEADLINE, watch.next()).await.expect("in time");
+    assert_eq!(first.expect("a message").expect("ok").status, ServingStatus::Serving as i32);
+
+    // Phase 2: reflection v1 and v1alpha list the services.
+    let v1 = must_list_v1(served.channel.clone()).await;
+    let v1alpha = must_list_v1alpha(served.channel.clone()).await;
+    for services in [&v1, &v1alpha] {
+        assert!(services.iter().any(|s| s == "blockdb.v1.Ledger"), "{services:?}");
+        assert!(services.iter().any(|s| s == "grpc.health.v1.Health"), "{services:?}");
+    }
+
+    // Phase 3: the Ledger answers through the merged router.
+    let mut client = served.client.clone();
+    assert_eq!(must_tree_size(&mut client).await, 0);
+}
+
+/// `must_list_v1` and `must_list_v1alpha`: the services that reflection lists. The two
+/// versions have the same messages in different modules.
+macro_rules! must_list {
+    ($name:ident, $version:ident) => {
+        async fn $name(channel: Channel) -> Vec<String> {
+            use tonic_reflection::pb::$version::ServerReflectionRequest;
+            use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+            use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+            use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+            let list = Some(MessageRequest::ListServices(String::new()));
+            let req = ServerReflectionRequest { host: String::new(), message_request: list };
+            let mut client = ServerReflectionClient::new(channel);
+            let answers = client.server_reflection_info(tokio_stream::iter([req])).await;
+            let mut answers = answers.expect("reflection answers").into_inner();
+            let answer = tokio::time::timeout(DEADLINE, answers.next()).await.expect("in time");
+            match answer.expect("an answer").expect("ok").message_response {
+                Some(MessageResponse::ListServicesResponse(l)) => {
+                    l.service.into_iter().map(|s| s.name).collect()
+                }
+                other => panic!("expected a service list, got {other:?}"),
+            }
+        }
+    };
+}
+
+must_list!(must_list_v1, v1);
+must_list!(must_list_v1alpha, v1alpha);
