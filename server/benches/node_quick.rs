@@ -1,7 +1,8 @@
-//! A quick benchmark of a real `blockdb` process over HTTP on loopback: durable appends per
-//! second with 1 and 64 concurrent clients (each append is acknowledged only once fsynced), and
-//! verified reads per second (each response's proof bundle parsed and checked with the
-//! verifier against the node's key, as a client does).
+//! A quick benchmark of a real `blockdb` process on loopback: durable appends per second with 1
+//! and 64 concurrent clients (each append is acknowledged only once fsynced), and verified reads
+//! per second (each response's proof bundle checked with the verifier against the node's key,
+//! as a client does) — over gRPC (async clients multiplexed on a few HTTP/2 connections) and over
+//! REST (one blocking HTTP/1.1 client per thread).
 //!
 //! Each workload runs `RUNS` times for `SECONDS` seconds; the median run is reported, with the
 //! median and 99th-percentile latency of that run. The clients share the machine with the node,
@@ -121,6 +122,110 @@ fn report(name: &str, r: &Run) {
     );
 }
 
+mod grpc {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use blockdb_proto::v1::ledger_client::LedgerClient;
+    use blockdb_proto::v1::{AppendRequest, GetRequest};
+    use blockdb_verifier::{
+        Hash, Leaf, ProofBundle, Record, SignedCheckpoint, TrustPolicy, verify_bundle,
+    };
+    use tonic::transport::Channel;
+
+    use super::Run;
+
+    /// Connections the clients share.
+    const CONNECTIONS: usize = 4;
+
+    pub async fn channels(addr: &str) -> Vec<Channel> {
+        let mut out = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let ch = Channel::from_shared(format!("http://{addr}")).expect("uri");
+            out.push(ch.connect().await.expect("connect"));
+        }
+        out
+    }
+
+    fn to_bundle(b: &blockdb_proto::v1::ProofBundle) -> ProofBundle {
+        let record = b.record.as_ref().expect("record");
+        let hashes = |v: &[Vec<u8>]| -> Vec<Hash> {
+            v.iter().map(|h| Hash::from_slice(h).expect("32 bytes")).collect()
+        };
+        ProofBundle {
+            record: Record {
+                key: record.key.clone(),
+                version: record.version,
+                value: record.value.clone(),
+            },
+            leaf: Leaf::decode(&b.leaf).expect("leaf"),
+            inclusion_proof: hashes(&b.inclusion_proof),
+            checkpoint: SignedCheckpoint::parse(b.checkpoint.as_bytes()).expect("checkpoint"),
+            consistency_proof: None,
+        }
+    }
+
+    /// `clients` tasks appending (or, with `policy`, reading and verifying) for `seconds`.
+    pub async fn run(
+        channels: &[Channel],
+        clients: usize,
+        seconds: f64,
+        policy: Option<Arc<TrustPolicy>>,
+    ) -> Run {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..clients as u64)
+            .map(|c| {
+                let mut client = LedgerClient::new(channels[c as usize % channels.len()].clone());
+                let (stop, done, policy) = (Arc::clone(&stop), Arc::clone(&done), policy.clone());
+                tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        match &policy {
+                            None => {
+                                let key = format!("g{clients}-{c}-{i}").into_bytes();
+                                let req = AppendRequest {
+                                    key,
+                                    value: vec![0xab; 256],
+                                    expected_version: None,
+                                };
+                                client.append(req).await.expect("append");
+                            }
+                            Some(policy) => {
+                                let key = format!("g64-{}-{}", (c + i) % 64, i % 50).into_bytes();
+                                let req = GetRequest { key, ..GetRequest::default() };
+                                let b = client.get(req).await.expect("get").into_inner();
+                                verify_bundle(&to_bundle(&b), policy, None).expect("verifies");
+                            }
+                        }
+                        lat.push(t.elapsed());
+                        done.fetch_add(1, Ordering::Relaxed);
+                        i += 1;
+                    }
+                    lat
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await.expect("task"));
+        }
+        super::summarize(latencies, done.load(Ordering::Relaxed), start.elapsed().as_secs_f64())
+    }
+}
+
+fn summarize(mut latencies: Vec<Duration>, done: u64, elapsed: f64) -> Run {
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e3;
+    Run { ops_per_s: done as f64 / elapsed, p50_ms: pct(0.5), p99_ms: pct(0.99) }
+}
+
 fn main() {
     let seconds: f64 =
         std::env::var("BLOCKDB_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
@@ -129,6 +234,33 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("blockdb quick benchmark: {cores} cores, {runs} runs of {seconds} s each, medians");
     let node = start();
+    let policy =
+        TrustPolicy::new(vec![node.key.parse::<VerifierKey>().expect("key")], 1).expect("policy");
+
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let channels = grpc::channels(&node.addr).await;
+        for clients in [1usize, 64] {
+            let mut rs = Vec::new();
+            for _ in 0..runs {
+                rs.push(grpc::run(&channels, clients, seconds, None).await);
+            }
+            report(&format!("gRPC durable appends, 256 B, {clients} clients"), &median(rs));
+        }
+        let policy = std::sync::Arc::new(policy.clone());
+        for clients in [8usize, 64] {
+            let mut rs = Vec::new();
+            for _ in 0..runs {
+                rs.push(
+                    grpc::run(&channels, clients, seconds, Some(std::sync::Arc::clone(&policy)))
+                        .await,
+                );
+            }
+            report(&format!("gRPC verified reads, {clients} clients"), &median(rs));
+        }
+    });
+
     let value = STANDARD.encode(vec![0xabu8; 256]);
     let url = format!("http://{}", node.addr);
 
@@ -143,7 +275,7 @@ fn main() {
                 .expect("append");
         };
         let r = median((0..runs).map(|_| run(clients, seconds, &append)).collect());
-        report(&format!("durable appends, 256 B, {clients} clients"), &r);
+        report(&format!("REST durable appends, 256 B, {clients} clients"), &r);
     }
 
     // Reads of keys written above, each verified.
@@ -164,6 +296,6 @@ fn main() {
             verify_bundle(&bundle, &policy, None).expect("verifies");
         };
         let r = median((0..runs).map(|_| run(clients, seconds, &read)).collect());
-        report(&format!("verified reads, {clients} clients"), &r);
+        report(&format!("REST verified reads, {clients} clients"), &r);
     }
 }

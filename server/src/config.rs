@@ -143,9 +143,7 @@ impl ServeConfig {
         if let Some(v) = args.node_name.or(file.node_name) {
             node.node_name = v;
         }
-        if let Some(v) = args.shards.or(file.shards) {
-            node.shards = v;
-        }
+        node.shards = args.shards.or(file.shards);
         if let Some(v) = args.key_len_max.or(file.key_len_max) {
             node.key_len_max = v;
         }
@@ -181,8 +179,8 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 
 fn check(node: &NodeConfig) -> Result<(), ConfigError> {
     let bad = |m: String| Err(ConfigError::Invalid(m));
-    if !(1..=1024).contains(&node.shards) {
-        return bad(format!("shards must be 1 to 1024, not {}", node.shards));
+    if let Some(n) = node.shards.filter(|n| !(1..=1024).contains(n)) {
+        return bad(format!("shards must be 1 to 1024, not {n}"));
     }
     // The leaf format bounds the key length (it holds values only by their digest).
     if !(1..=blockdb_verifier::leaf::KEY_LEN_MAX).contains(&node.key_len_max) {
@@ -226,7 +224,7 @@ mod tests {
             ..ServeArgs::default()
         };
         let c = ServeConfig::resolve(args).unwrap();
-        assert_eq!(c.node.shards, 4);
+        assert_eq!(c.node.shards, Some(4));
         assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(c.node.node_name, "from-flag");
         assert_eq!(c.node.data_dir, PathBuf::from("./blockdb-data"));

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::future::IntoFuture;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::api;
@@ -64,6 +65,13 @@ pub async fn serve(
         stop.send_replace(true);
     });
     let mut graceful = stopping.clone();
+    // gRPC answers in several frames (headers, data, trailers); without TCP_NODELAY, Nagle's
+    // algorithm holds the last of them for the client's delayed ACK, about 40 ms a call.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY on a client connection");
+        }
+    });
     let serving = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = graceful.wait_for(|&s| s).await;

@@ -239,6 +239,12 @@ fn blocks_chain_and_match_the_log() {
         );
     }
     verify_against_leaves(&blocks, &leaves).expect("blocks match the leaves");
+    // The verifier's own check of the response as the server sent it.
+    let range =
+        blockdb_verifier::BlockRange::from_json(body.to_string().as_bytes()).expect("parses");
+    let verified =
+        blockdb_verifier::verify_block_range(&range, &server.policy(), None).expect("verifies");
+    assert_eq!(verified.blocks.len(), blocks.len());
     let (s, latest) = server.get("/v1/blocks/latest");
     assert_eq!(s, 200);
     assert_eq!(latest["block"]["height"].as_u64(), blocks.last().map(|b| b.height));

@@ -119,3 +119,27 @@ fn sigkill_under_load_loses_no_acknowledged_record() {
     println!("{} acknowledged records survived {rounds} SIGKILLs; tree size {size}", all.len());
     server.must_stop();
 }
+
+#[test]
+fn a_restart_keeps_its_shards_and_refuses_another_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::must_start(dir.path(), &["--shards", "3"]);
+    let (s, node) = server.get("/v1/node");
+    assert_eq!(s, 200);
+    assert_eq!(node["shards"], 3);
+    for i in 0..30u32 {
+        assert_eq!(server.insert(format!("s{i}").as_bytes(), b"v").0, 201);
+    }
+    let sizes: Vec<_> = (0..3).map(|s| server.checkpoint(s)).collect();
+    assert!(sizes.iter().all(|(n, _)| *n > 0), "keys spread over every shard: {sizes:?}");
+    server.must_stop();
+
+    let err = common::must_fail_to_start(dir.path(), &["--shards", "2"]);
+    assert!(err.contains("holds 3 shards"), "{err}");
+    let server = Server::must_start(dir.path(), &[]);
+    assert_eq!((0..3).map(|s| server.checkpoint(s)).collect::<Vec<_>>(), sizes);
+    for i in 0..30u32 {
+        server.must_get_verified(format!("s{i}").as_bytes(), None);
+    }
+    server.must_stop();
+}

@@ -41,8 +41,11 @@ struct Served {
 /// Starts a node with `shards` shards and serves `wrap(router(node))`.
 async fn must_serve_with(shards: u32, wrap: fn(axum::Router) -> axum::Router) -> Served {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config =
-        NodeConfig { storage: Options::small_for_tests(), shards, ..NodeConfig::new(dir.path()) };
+    let config = NodeConfig {
+        storage: Options::small_for_tests(),
+        shards: Some(shards),
+        ..NodeConfig::new(dir.path())
+    };
     let node = Arc::new(Node::start(config).await.expect("the node starts"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = listener.local_addr().expect("local address");

@@ -125,3 +125,47 @@ fn restart_keeps_records_tree_and_applied_index_and_replay_is_skipped() {
         );
     }
 }
+
+#[test]
+fn several_entries_apply_in_one_write_as_one_block_each() {
+    use blockdb_server::ledger::shard::EntryInput;
+    use blockdb_server::storage::WriteBatch;
+    use blockdb_verifier::block::verify_chain;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::open(dir.path().join("data"), Options::default()).expect("open");
+    let key = node_key(dir.path());
+    let mut shard = Shard::open(&engine, CLUSTER, ShardId(3)).expect("shard");
+    let first = [append("k", "1", Some(0)), append("k", "2", Some(1))];
+    let second = [append("k", "3", Some(1)), append("k", "3", Some(2))];
+    let empty: [Command; 0] = [];
+    let entries = [
+        EntryInput { raft_index: 0, commit_time_ms: 10, commands: &first },
+        EntryInput { raft_index: 1, commit_time_ms: 11, commands: &empty },
+        EntryInput { raft_index: 2, commit_time_ms: 12, commands: &second },
+    ];
+    let out = shard.apply_entries(&engine, &entries, WriteBatch::new(), true).expect("apply");
+    // Versions seen across entries of one write: the first append of entry 3 conflicts with
+    // the version entry 1 wrote, the second commits.
+    assert_eq!(out[0][1], Outcome::Committed { version: 2, log_index: LogIndex(1) });
+    assert!(out[1].is_empty());
+    assert_eq!(out[2][0], Outcome::Conflict { current: 2 });
+    assert_eq!(out[2][1], Outcome::Committed { version: 3, log_index: LogIndex(2) });
+    assert_eq!(shard.applied_index(), 2);
+
+    // Two blocks (the empty entry makes none), chained, each at its entry's tree.
+    let view = shard.view(&engine, &key);
+    let blocks: Vec<_> =
+        (1..=2).map(|h| view.block(&engine, Some(h)).expect("read").expect("block")).collect();
+    assert_eq!(view.block(&engine, Some(3)).expect("read"), None);
+    verify_chain(None, &blocks).expect("chain");
+    assert_eq!((blocks[0].tree_size, blocks[1].tree_size), (TreeSize(2), TreeSize(3)));
+    assert_eq!(blocks[1].commit_time_ms, 12);
+
+    // The same entries again (a replay after a crash) change nothing.
+    let again = shard.apply_entries(&engine, &entries, WriteBatch::new(), true).expect("replay");
+    assert!(again.iter().all(Vec::is_empty));
+    let reopened = Shard::open(&engine, CLUSTER, ShardId(3)).expect("reopen");
+    assert_eq!(reopened.checkpoint(), shard.checkpoint());
+    assert_eq!(reopened.applied_index(), 2);
+}

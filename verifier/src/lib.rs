@@ -12,6 +12,7 @@
 //!  note ──► checkpoint ──► policy ──────────┘
 //!
 //!  hash, frontier, proof, checkpoint ──► block  (the hash chain of blocks over a log)
+//!  block, policy ──► block_range                 (verify_block_range: a blocks response)
 //!  tiles                                         (tlog-tiles paths and entry bundles)
 //! ```
 //!
@@ -27,11 +28,14 @@
 //! - [`chain`]: a chain of checkpoints linked by consistency proofs, for auditors.
 //! - [`block`]: the hash-chained blocks that are a view over a shard's log, their encoding, and
 //!   their verification against each other, the log's leaves and a checkpoint.
+//! - [`block_range`]: the blocks response (a range of blocks, each proven against a signed
+//!   checkpoint) and [`verify_block_range`].
 //! - [`tiles`]: C2SP tlog-tiles paths, which tiles a tree has, and entry bundles.
 
 #![deny(missing_docs)]
 
 pub mod block;
+pub mod block_range;
 pub mod bundle;
 pub mod chain;
 pub mod checkpoint;
@@ -47,6 +51,9 @@ mod serde_hex;
 pub mod tiles;
 
 pub use block::{Block, BlockError};
+pub use block_range::{
+    BlockRange, BlockRangeError, ProvenBlock, VerifiedBlocks, verify_block_range,
+};
 pub use bundle::{BundleError, ProofBundle, Record, VerifiedRecord, verify_bundle};
 pub use chain::{ChainError, CheckpointChain, ConsistencyStatus, ExtendError, verify_extends};
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};

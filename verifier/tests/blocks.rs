@@ -21,30 +21,6 @@ fn log(shard: u32) -> TestLog {
     TestLog::new(shard, BATCHES.iter().sum(), vec![test_signer()])
 }
 
-/// The blocks of `log` for record counts `batches`, with the roots computed by the naive
-/// reference implementation (the verifier recomputes them with its frontier).
-fn must_blocks(log: &TestLog, batches: &[usize]) -> Vec<Block> {
-    let mut blocks = Vec::new();
-    let (mut size, mut prev_hash) = (0, GENESIS_PREV_HASH);
-    for (i, &n) in batches.iter().enumerate() {
-        let end = size + n;
-        let block = Block {
-            shard: log.shard,
-            height: i as u64 + 1,
-            prev_hash,
-            record_count: n as u64,
-            records_root: reference::root(&log.hashes[size..end]),
-            tree_size: TreeSize(end as u64),
-            tree_root: reference::root(&log.hashes[..end]),
-            commit_time_ms: 1_700_000_000_000 + end as u64,
-        };
-        prev_hash = block.hash();
-        size = end;
-        blocks.push(block);
-    }
-    blocks
-}
-
 fn golden_block() -> Block {
     Block {
         shard: ShardId(3),
@@ -103,7 +79,7 @@ fn golden_encoding_and_hash() {
 #[test]
 fn encode_decode_and_json_round_trip() {
     let log = log(2);
-    for block in must_blocks(&log, &BATCHES) {
+    for block in log.must_blocks(&BATCHES) {
         let bytes = block.encode();
         assert_eq!(Block::decode(&bytes).as_ref(), Ok(&block));
 
@@ -237,7 +213,7 @@ fn json_form_is_checked() {
 
 #[test]
 fn a_valid_chain_verifies() {
-    let blocks = must_blocks(&log(0), &BATCHES);
+    let blocks = log(0).must_blocks(&BATCHES);
     verify_chain(None, &blocks).expect("whole chain");
     verify_chain(None, &blocks[..1]).expect("first block");
     verify_chain(None, &[]).expect("empty chain");
@@ -251,7 +227,7 @@ fn a_valid_chain_verifies() {
 
 #[test]
 fn chain_verification_catches_each_broken_link() {
-    let blocks = must_blocks(&log(0), &BATCHES);
+    let blocks = log(0).must_blocks(&BATCHES);
     let broken = |k: usize, edit: &dyn Fn(&mut Block)| {
         let mut b = blocks.clone();
         edit(&mut b[k]);
@@ -301,7 +277,7 @@ fn chain_verification_catches_each_broken_link() {
 
 #[test]
 fn chain_start_and_trusted_block() {
-    let blocks = must_blocks(&log(0), &BATCHES);
+    let blocks = log(0).must_blocks(&BATCHES);
 
     // Without a trusted block, the chain starts at height 1.
     assert_eq!(
@@ -326,7 +302,7 @@ fn chain_start_and_trusted_block() {
         at(verify_chain(Some(&blocks[1]), &blocks[3..])),
         (0, BlockError::HeightNotNext { prev: 2, got: 4 })
     );
-    let other_shard = must_blocks(&log(1), &BATCHES);
+    let other_shard = log(1).must_blocks(&BATCHES);
     assert_eq!(
         at(verify_chain(Some(&other_shard[1]), &blocks[2..])),
         (0, BlockError::ShardMismatch { expected: ShardId(1), got: ShardId(0) })
@@ -347,7 +323,7 @@ fn chain_start_and_trusted_block() {
 #[test]
 fn verify_against_leaves_rederives_both_roots() {
     let log = log(0);
-    let blocks = must_blocks(&log, &BATCHES);
+    let blocks = log.must_blocks(&BATCHES);
 
     // Phase 1: the true blocks, whole or from the middle, and with extra leaves after them.
     verify_against_leaves(&blocks, &log.hashes).expect("all blocks");
@@ -407,7 +383,7 @@ fn verify_against_leaves_rederives_both_roots() {
 #[test]
 fn verify_against_checkpoint_accepts_true_prefixes() {
     let log = log(0);
-    let blocks = must_blocks(&log, &BATCHES);
+    let blocks = log.must_blocks(&BATCHES);
     for block in &blocks {
         let from = block.tree_size.0 as usize;
         for to in from..=log.hashes.len() {
@@ -425,7 +401,7 @@ fn verify_against_checkpoint_accepts_true_prefixes() {
 #[test]
 fn verify_against_checkpoint_rejects() {
     let log = log(0);
-    let blocks = must_blocks(&log, &BATCHES);
+    let blocks = log.must_blocks(&BATCHES);
     let block = &blocks[2]; // tree size 9
     let checkpoint = log.checkpoint(14);
     let proof = log.consistency(9, 14);

@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use blockdb_verifier::CheckpointChain;
+use blockdb_verifier::{CheckpointChain, Hash};
 use common::{TestLog, other_signer, test_signer};
 
 struct Run {
@@ -214,13 +214,16 @@ fn chain_subcommand() {
 fn help_explains_each_subcommand_with_an_example() {
     let r = run(&["--help"]);
     assert_eq!(r.code, 0);
-    for sub in ["bundle", "checkpoint", "consistency", "chain"] {
+    for sub in ["bundle", "checkpoint", "consistency", "chain", "blocks"] {
         assert!(r.stdout.contains(sub), "{sub} listed");
         let r = run(&[sub, "--help"]);
         assert_eq!(r.code, 0);
         assert!(r.stdout.contains("Example:"), "{sub} --help has an example");
         assert!(r.stdout.contains("--key"), "{sub} --help explains trust");
     }
+    let r = run(&["blocks", "--help"]);
+    assert!(r.stdout.contains("curl -s 'localhost:7070/v1/blocks?limit=1000' > blocks.json"));
+    assert!(r.stdout.contains("--trusted-block"), "{}", r.stdout);
     let r = run(&["no-such-command"]);
     assert_eq!(r.code, 2);
 }
@@ -245,4 +248,95 @@ fn stdin_input() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8(out.stdout).expect("utf8").starts_with("valid: checkpoint"));
+}
+
+#[test]
+fn blocks_subcommand() {
+    // Phase 1: a valid response from height 1, for people and as JSON.
+    let f = Files::new();
+    let log = TestLog::new(0, 25, vec![test_signer()]);
+    let blocks = log.must_blocks(&[3, 1, 5, 4, 1, 6]);
+    let range = log.block_range(&blocks, 25, None);
+    let good = f.write("blocks.json", range.to_json());
+    let r = run(&["blocks", &good, "--key", &f.key]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("valid: 6 blocks of shard 0, heights 1 to 6, tree sizes 3 to 20"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(&format!("last block hash: {}", blocks[5].hash())), "{}", r.stdout);
+    assert!(r.stdout.contains("size:      25"), "{}", r.stdout);
+    let r = run(&["blocks", &good, "--key", &f.key, "--json"]);
+    assert_eq!(r.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json output");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["count"], 6);
+    assert_eq!(v["last_block"]["hash"], blocks[5].hash().to_hex());
+    assert_eq!(v["checkpoints"][0]["size"], 25);
+    let empty = f.write("empty.json", "{\"blocks\": [], \"next_height\": null}");
+    let r = run(&["blocks", &empty, "--key", &f.key]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("valid: no blocks"), "{}", r.stdout);
+
+    // Phase 2: two pages; the second is checked from the first's last block, saved from --json.
+    let page1 = f.write("page1.json", log.block_range(&blocks[..3], 25, Some(4)).to_json());
+    let page2 = f.write("page2.json", log.block_range(&blocks[3..], 25, None).to_json());
+    let r = run(&["blocks", &page1, "--key", &f.key, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json output");
+    assert_eq!(v["next_height"], 4);
+    let last = f.write("last.json", v["last_block"].to_string());
+    let r = run(&["blocks", &page2, "--key", &f.key, "--trusted-block", &last]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("follows the trusted block at height 3"), "{}", r.stdout);
+    assert_invalid(&run(&["blocks", &page2, "--key", &f.key]), "height 4 does not follow height 0");
+
+    // Phase 3: well-formed but invalid: a broken chain, a key we do not trust, a fork.
+    let mut gap = range.clone();
+    gap.blocks.remove(2);
+    let gap = f.write("gap.json", gap.to_json());
+    assert_invalid(&run(&["blocks", &gap, "--key", &f.key]), "does not follow height 2");
+    let stranger = other_signer("stranger.example").verifier_key().to_string();
+    assert_invalid(&run(&["blocks", &good, "--key", &stranger]), "no signature by a known key");
+    let mut b = blocks.clone();
+    b[5].tree_root = Hash([9; 32]);
+    let not_in = f.write("not-in.json", log.block_range(&b, 25, None).to_json());
+    let r = run(&["blocks", &not_in, "--key", &f.key]);
+    assert_invalid(&r, "not a prefix of the checkpoint's");
+    assert!(!r.stdout.contains("SECURITY"), "{}", r.stdout);
+
+    let mut forked = TestLog::new(0, 9, vec![test_signer()]);
+    for i in 9..25 {
+        forked.append(b"evil", format!("rewrite {i}").as_bytes());
+    }
+    let mut fork = range.clone();
+    fork.blocks[1] = forked.proven(&blocks[1], 25);
+    let fork = f.write("fork.json", fork.to_json());
+    let r = run(&["blocks", &fork, "--key", &f.key]);
+    assert_invalid(&r, "fork: trusted checkpoints give size 25 two roots");
+    assert!(r.stdout.contains("SECURITY"), "{}", r.stdout);
+    let r = run(&["blocks", &fork, "--key", &f.key, "--json"]);
+    assert_eq!(r.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json output");
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["fork"], true);
+
+    // Phase 4: unusable input.
+    let json = range.to_json();
+    let extra = f.write("extra.json", json.replacen('{', "{\"surprise\": 1,", 1));
+    assert_unusable(&run(&["blocks", &extra, "--key", &f.key]), "unknown field `surprise`");
+    let truncated = f.write("truncated.json", &json[..json.len() / 2]);
+    assert_unusable(&run(&["blocks", &truncated, "--key", &f.key]), "truncated.json");
+    assert_unusable(&run(&["blocks", "/nonexistent/blocks.json", "--key", &f.key]), "/nonexistent");
+    assert_unusable(&run(&["blocks", &good]), "no trusted verifier keys");
+    let junk = f.write("junk-block.json", "{\"height\": 3}");
+    assert_unusable(
+        &run(&["blocks", &page2, "--key", &f.key, "--trusted-block", &junk]),
+        "junk-block.json",
+    );
+    let r = run(&["blocks", &good, "--key", &f.key, "--json", "--trusted-block", "/nonexistent/b"]);
+    assert_eq!(r.code, 2);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json output");
+    assert!(v["error"].as_str().expect("error").contains("/nonexistent/b"));
 }

@@ -7,7 +7,7 @@ use blockdb_verifier::block::GENESIS_PREV_HASH;
 use blockdb_verifier::policy::TrustPolicy;
 use blockdb_verifier::tiles::{decode_entry_bundle, encode_entry_bundle};
 use blockdb_verifier::{
-    Block, Checkpoint, CheckpointChain, ConsistencyProof, Hash, Leaf, Note, NoteSigner,
+    Block, BlockRange, Checkpoint, CheckpointChain, ConsistencyProof, Hash, Leaf, Note, NoteSigner,
     ProofBundle, ShardId, SignedCheckpoint, TilePath, TreeSize, VerifierKey,
 };
 use common::{TestLog, test_signer};
@@ -31,6 +31,7 @@ fn decode_all(bytes: &[u8]) {
         assert_eq!(block.encode(), bytes, "block is canonical");
     }
     let _ = serde_json::from_slice::<Block>(bytes);
+    let _ = BlockRange::from_json(bytes);
     for width in [1, 2, 255, 256] {
         if let Ok(entries) = decode_entry_bundle(bytes, width) {
             assert_eq!(encode_entry_bundle(&entries).expect("re-encodes"), bytes, "bundle");
@@ -77,6 +78,7 @@ fn seeds() -> Vec<Vec<u8>> {
         serde_json::to_vec(&block()).expect("json"),
         encode_entry_bundle(&[b"ab".as_slice(), b"", b"cde"]).expect("bundle"),
         b"tile/entries/x001/x234/067.p/8".to_vec(),
+        log.block_range(&log.must_blocks(&[2, 3]), 9, Some(3)).to_json().into_bytes(),
     ]
 }
 
@@ -162,4 +164,5 @@ fn the_seeds_are_valid() {
     serde_json::from_slice::<Block>(&seeds[8]).expect("block json");
     decode_entry_bundle(&seeds[9], 3).expect("entry bundle");
     TilePath::parse(std::str::from_utf8(&seeds[10]).expect("utf8")).expect("tile path");
+    BlockRange::from_json(&seeds[11]).expect("blocks response");
 }

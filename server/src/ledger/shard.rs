@@ -97,13 +97,33 @@ pub enum ShardError {
     Invalid(String),
 }
 
+/// One Raft entry to apply.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryInput<'a> {
+    /// Its Raft index.
+    pub raft_index: u64,
+    /// The leader's time for it.
+    pub commit_time_ms: u64,
+    /// Its commands.
+    pub commands: &'a [Command],
+}
+
+/// The shard as it will be once the entries being applied are written.
+struct Pending {
+    log: MerkleLog,
+    last_block: Option<Block>,
+    applied_index: Option<u64>,
+    versions: Vec<(Vec<u8>, u64)>,
+}
+
 /// A shard's state on one node.
 #[derive(Debug)]
 pub struct Shard {
     id: ShardId,
     origin: String,
     log: MerkleLog,
-    applied_index: u64,
+    /// The last applied Raft index; `None` before the first (Raft's first entry has index 0).
+    applied_index: Option<u64>,
     last_block: Option<Block>,
 }
 
@@ -115,7 +135,7 @@ impl Shard {
     pub fn open(engine: &Engine, cluster_origin: &str, id: ShardId) -> Result<Shard, ShardError> {
         let ak = applied_key(id);
         let (applied_index, size, height) = match engine.get(&ak)? {
-            None => (0, 0, 0),
+            None => (None, 0, 0),
             Some(v) => {
                 let (a, rest) = split_u64(&v).ok_or_else(|| corrupt(&ak, "applied"))?;
                 let (s, rest) = split_u64(rest).ok_or_else(|| corrupt(&ak, "size"))?;
@@ -123,7 +143,7 @@ impl Shard {
                 if !rest.is_empty() {
                     return Err(corrupt(&ak, "trailing bytes"));
                 }
-                (a, s, h)
+                (Some(a), s, h)
             }
         };
         let log = MerkleLog::open(engine, id, TreeSize(size))?;
@@ -149,7 +169,7 @@ impl Shard {
 
     /// The last applied Raft index.
     pub fn applied_index(&self) -> u64 {
-        self.applied_index
+        self.applied_index.unwrap_or(0)
     }
 
     /// The current tree size and root.
@@ -191,23 +211,74 @@ impl Shard {
         raft_index: u64,
         commit_time_ms: u64,
         commands: &[Command],
-        mut batch: WriteBatch,
+        batch: WriteBatch,
         sync: bool,
     ) -> Result<Vec<Outcome>, ShardError> {
-        if raft_index <= self.applied_index {
-            return Ok(Vec::new());
+        let entry = EntryInput { raft_index, commit_time_ms, commands };
+        let mut out = self.apply_entries(engine, &[entry], batch, sync)?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Applies several Raft entries, in order, in one atomic write (with what the caller put in
+    /// `batch`); each entry's records form one block. Entries at or below the applied index are
+    /// skipped and get no outcomes.
+    ///
+    /// # Errors
+    /// As [`Shard::apply`]; on error nothing is written and the shard is unchanged.
+    pub fn apply_entries(
+        &mut self,
+        engine: &Engine,
+        entries: &[EntryInput<'_>],
+        mut batch: WriteBatch,
+        sync: bool,
+    ) -> Result<Vec<Vec<Outcome>>, ShardError> {
+        // Work on copies: the shard moves only once the batch is written, so a failed write
+        // leaves it as it is on disk.
+        let mut next = Pending {
+            log: self.log.clone(),
+            last_block: self.last_block.clone(),
+            applied_index: self.applied_index,
+            versions: Vec::new(),
+        };
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for e in entries {
+            if next.applied_index.is_some_and(|a| e.raft_index <= a) {
+                outcomes.push(Vec::new());
+                continue;
+            }
+            outcomes.push(self.stage_entry(engine, e, &mut next, &mut batch)?);
         }
-        let mut outcomes = Vec::with_capacity(commands.len());
+        let height = next.last_block.as_ref().map_or(0, |b| b.height);
+        let Some(applied_index) = next.applied_index else { return Ok(outcomes) };
+        let mut applied = applied_index.to_be_bytes().to_vec();
+        applied.extend_from_slice(&next.log.size().0.to_be_bytes());
+        applied.extend_from_slice(&height.to_be_bytes());
+        batch.put(applied_key(self.id), applied);
+        engine.write_with(batch, sync)?;
+        self.log = next.log;
+        self.last_block = next.last_block;
+        self.applied_index = next.applied_index;
+        Ok(outcomes)
+    }
+
+    /// Puts one entry's records, leaves, tiles and block into `batch` and moves `next` past it.
+    fn stage_entry(
+        &self,
+        engine: &Engine,
+        entry: &EntryInput<'_>,
+        next: &mut Pending,
+        batch: &mut WriteBatch,
+    ) -> Result<Vec<Outcome>, ShardError> {
+        let mut outcomes = Vec::with_capacity(entry.commands.len());
         let mut leaves = Vec::new();
-        // Versions changed earlier in this entry, which the engine does not hold yet.
-        let mut pending: Vec<(Vec<u8>, u64)> = Vec::new();
-        let mut next_index = self.log.size().0;
-        for c in commands {
+        let mut next_index = next.log.size().0;
+        for c in entry.commands {
             let (key, value, expected) = match c {
                 Command::Insert { key, value } => (key, value, Some(0)),
                 Command::Append { key, value, expected_version } => (key, value, *expected_version),
             };
-            let current = match pending.iter().rev().find(|(k, _)| k == key) {
+            // Versions changed earlier in this write, which the engine does not hold yet.
+            let current = match next.versions.iter().rev().find(|(k, _)| k == key) {
                 Some((_, v)) => *v,
                 None => self.latest_version(engine, key)?,
             };
@@ -221,7 +292,7 @@ impl Shard {
                 self.id,
                 log_index,
                 version,
-                commit_time_ms,
+                entry.commit_time_ms,
                 TxnId::NONE,
                 key.clone(),
                 value,
@@ -231,40 +302,28 @@ impl Shard {
             record.extend_from_slice(value);
             batch.put(record_key(self.id, key, version), record);
             batch.put(version_key(self.id, key), version.to_be_bytes().to_vec());
-            batch.put(entry_key(self.id, log_index), leaf_bytes.clone());
             leaves.push(blockdb_verifier::leaf_hash(&leaf_bytes));
-            pending.push((key.clone(), version));
+            batch.put(entry_key(self.id, log_index), leaf_bytes);
+            next.versions.push((key.clone(), version));
             outcomes.push(Outcome::Committed { version, log_index });
             next_index += 1;
         }
-        // The in-memory log moves only if the batch is written: a failed write leaves the shard
-        // as it was on disk.
-        let mut log = self.log.clone();
-        log.append(&leaves, &mut batch);
-        let block = (!leaves.is_empty()).then(|| Block {
-            shard: self.id,
-            height: self.last_block.as_ref().map_or(1, |b| b.height + 1),
-            prev_hash: self.last_block.as_ref().map_or(GENESIS_PREV_HASH, Block::hash),
-            record_count: leaves.len() as u64,
-            records_root: root_of_leaf_hashes(&leaves),
-            tree_size: log.size(),
-            tree_root: log.root(),
-            commit_time_ms,
-        });
-        if let Some(b) = &block {
-            batch.put(block_key(self.id, b.height), b.encode());
+        next.log.append(&leaves, batch);
+        if !leaves.is_empty() {
+            let block = Block {
+                shard: self.id,
+                height: next.last_block.as_ref().map_or(1, |b| b.height + 1),
+                prev_hash: next.last_block.as_ref().map_or(GENESIS_PREV_HASH, Block::hash),
+                record_count: leaves.len() as u64,
+                records_root: root_of_leaf_hashes(&leaves),
+                tree_size: next.log.size(),
+                tree_root: next.log.root(),
+                commit_time_ms: entry.commit_time_ms,
+            };
+            batch.put(block_key(self.id, block.height), block.encode());
+            next.last_block = Some(block);
         }
-        let height = block.as_ref().or(self.last_block.as_ref()).map_or(0, |b| b.height);
-        let mut applied = raft_index.to_be_bytes().to_vec();
-        applied.extend_from_slice(&log.size().0.to_be_bytes());
-        applied.extend_from_slice(&height.to_be_bytes());
-        batch.put(applied_key(self.id), applied);
-        engine.write_with(batch, sync)?;
-        self.log = log;
-        if block.is_some() {
-            self.last_block = block;
-        }
-        self.applied_index = raft_index;
+        next.applied_index = Some(entry.raft_index);
         Ok(outcomes)
     }
 
@@ -310,7 +369,7 @@ impl Shard {
             id: self.id,
             log: self.log.clone(),
             snapshot: engine.snapshot(),
-            applied_index: self.applied_index,
+            applied_index: self.applied_index(),
             last_block: self.last_block.clone(),
             signed: node_key.sign(&self.checkpoint()),
         }

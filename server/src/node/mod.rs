@@ -37,8 +37,9 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// The node's name in its verifier key and checkpoints' signature lines.
     pub node_name: String,
-    /// Shards of a new cluster (an existing data directory keeps its own).
-    pub shards: u32,
+    /// Shards of a new cluster (1 if `None`); an existing data directory keeps its own, and a
+    /// different number given here is refused rather than ignored.
+    pub shards: Option<u32>,
     /// Longest key accepted.
     pub key_len_max: usize,
     /// Longest value accepted.
@@ -57,7 +58,7 @@ impl NodeConfig {
         NodeConfig {
             data_dir: data_dir.into(),
             node_name: "blockdb-node-1".into(),
-            shards: 1,
+            shards: None,
             key_len_max: 1024,
             value_len_max: 1024 * 1024,
             batch_records_max: 256,
@@ -416,7 +417,7 @@ async fn start_shard(
     Ok(ShardHandle { raft, views, queue })
 }
 
-fn load_or_create_cluster(path: &Path, shards: u32) -> Result<ClusterFile, StartError> {
+fn load_or_create_cluster(path: &Path, asked: Option<u32>) -> Result<ClusterFile, StartError> {
     let bad = |reason: String| StartError::Cluster { path: path.to_owned(), reason };
     match std::fs::read(path) {
         Ok(bytes) => {
@@ -425,9 +426,17 @@ fn load_or_create_cluster(path: &Path, shards: u32) -> Result<ClusterFile, Start
             if file.shards == 0 || file.shards > 1024 {
                 return Err(bad(format!("{} shards is not 1 to 1024", file.shards)));
             }
+            if let Some(n) = asked.filter(|&n| n != file.shards) {
+                return Err(bad(format!(
+                    "this data directory holds {} shards; a cluster's shards are fixed when it \
+                     is created, so {n} cannot be used",
+                    file.shards
+                )));
+            }
             Ok(file)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let shards = asked.unwrap_or(1);
             if shards == 0 || shards > 1024 {
                 return Err(bad(format!("{shards} shards is not 1 to 1024")));
             }

@@ -238,7 +238,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let last_purged_log_id = self.read_log_id(b'p')?;
-        let last_log_id = self.read_log_id(b'l')?.or(last_purged_log_id);
+        // A purge may pass the last entry (after a snapshot install); the log then ends there.
+        let last_log_id = self.read_log_id(b'l')?.max(last_purged_log_id);
         Ok(LogState { last_purged_log_id, last_log_id })
     }
 

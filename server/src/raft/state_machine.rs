@@ -25,7 +25,8 @@ use tokio::sync::watch;
 
 use blockdb_verifier::ShardId;
 
-use crate::ledger::{NodeKey, Shard, ShardError, ShardView};
+use crate::ledger::shard::EntryInput;
+use crate::ledger::{NodeKey, Outcome, Shard, ShardError, ShardView};
 use crate::raft::{Entry, NodeId, Response, TypeConfig};
 use crate::storage::{Engine, WriteBatch};
 
@@ -91,6 +92,40 @@ impl StateMachine {
         batch
     }
 
+    fn apply_entries(&mut self, entries: &[Entry]) -> Result<Vec<Vec<Outcome>>, ShardError> {
+        let Some(last) = entries.last().map(|e| e.log_id) else { return Ok(Vec::new()) };
+        let mut inputs = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match &entry.payload {
+                EntryPayload::Normal(request) => inputs.push(EntryInput {
+                    raft_index: entry.log_id.index,
+                    commit_time_ms: request.commit_time_ms,
+                    commands: &request.commands,
+                }),
+                EntryPayload::Membership(m) => {
+                    self.meta.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    inputs.push(EntryInput {
+                        raft_index: entry.log_id.index,
+                        commit_time_ms: 0,
+                        commands: &[],
+                    });
+                }
+                EntryPayload::Blank => {
+                    inputs.push(EntryInput {
+                        raft_index: entry.log_id.index,
+                        commit_time_ms: 0,
+                        commands: &[],
+                    });
+                }
+            }
+        }
+        self.meta.last_applied = Some(last);
+        // One write for the whole batch, not synced: the entries are durable in the Raft log,
+        // which replays them after a crash.
+        let batch = self.meta_batch();
+        self.shard.apply_entries(&self.engine, &inputs, batch, false)
+    }
+
     #[expect(clippy::result_large_err, reason = "openraft's storage trait errors are this type")]
     fn state_pairs(&self) -> Result<Vec<u8>, StorageError<NodeId>> {
         let snapshot = self.engine.snapshot();
@@ -112,6 +147,16 @@ impl StateMachine {
             }
         }
         Ok(out)
+    }
+}
+
+/// Runs `f`, which blocks, without stalling the runtime's other tasks where the runtime allows
+/// it (a multi-threaded one); on a current-thread runtime it just runs.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -179,26 +224,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut outcomes = Vec::new();
-        for entry in entries {
-            let log_id = entry.log_id;
-            self.meta.last_applied = Some(log_id);
-            let (time, commands) = match entry.payload {
-                EntryPayload::Normal(request) => (request.commit_time_ms, request.commands),
-                EntryPayload::Membership(m) => {
-                    self.meta.membership = StoredMembership::new(Some(log_id), m);
-                    (0, Vec::new())
-                }
-                EntryPayload::Blank => (0, Vec::new()),
-            };
-            let batch = self.meta_batch();
-            // Not synced: the entry is durable in the Raft log, which replays it after a crash.
-            let out = self
-                .shard
-                .apply_batch(&self.engine, log_id.index, time, &commands, batch, false)
-                .map_err(|e| StorageIOError::apply(log_id, AnyError::new(&e)))?;
-            outcomes.push(out);
-        }
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        // Applying writes to the engine, which may wait behind a group commit's fsync: keep that
+        // wait off the runtime's other tasks.
+        let outcomes = blocking(|| self.apply_entries(&entries)).map_err(|e| {
+            let last = entries.last().map(|e| e.log_id).unwrap_or_default();
+            StorageIOError::apply(last, AnyError::new(&e))
+        })?;
         let view = self.publish();
         let checkpoint = view.signed_checkpoint().to_text();
         let tree_size = view.tree_size().0;

@@ -30,6 +30,11 @@ impl Server {
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
+            // Quiet unless the test's environment asks for more.
+            .env(
+                "BLOCKDB_LOG_LEVEL",
+                std::env::var("BLOCKDB_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -192,4 +197,18 @@ impl Drop for Server {
 /// A key or value as a URL query parameter (base64, percent-encoded).
 pub fn enc(bytes: &[u8]) -> String {
     STANDARD.encode(bytes).replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+}
+
+/// Runs `blockdb serve` expecting it to refuse to start; returns its stderr.
+pub fn must_fail_to_start(data_dir: &Path, extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_blockdb"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
+        .output()
+        .expect("run blockdb");
+    assert!(!out.status.success(), "blockdb started: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

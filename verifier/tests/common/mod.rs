@@ -5,10 +5,12 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use blockdb_verifier::block::GENESIS_PREV_HASH;
 use blockdb_verifier::checkpoint::shard_origin;
 use blockdb_verifier::{
-    Checkpoint, ConsistencyProof, Hash, Leaf, LogIndex, NoteSigner, ProofBundle, Record, ShardId,
-    SignedCheckpoint, TreeSize, TrustPolicy, TxnId, leaf_hash, node_hash,
+    Block, BlockRange, Checkpoint, ConsistencyProof, Hash, Leaf, LogIndex, NoteSigner, ProofBundle,
+    ProvenBlock, Record, ShardId, SignedCheckpoint, TreeSize, TrustPolicy, TxnId, leaf_hash,
+    node_hash,
 };
 use sha2::{Digest, Sha256};
 
@@ -215,6 +217,49 @@ impl TestLog {
             inclusion_proof: reference::inclusion(index, &self.hashes[..size]),
             checkpoint: self.signed(size),
             consistency_proof: trusted.map(|from| self.consistency(from, size)),
+        }
+    }
+
+    /// The blocks of this log for record counts `batches`, from height 1, with the roots computed
+    /// by the naive reference implementation (the verifier recomputes them its own way).
+    pub fn must_blocks(&self, batches: &[usize]) -> Vec<Block> {
+        let mut blocks = Vec::new();
+        let (mut size, mut prev_hash) = (0, GENESIS_PREV_HASH);
+        for (i, &n) in batches.iter().enumerate() {
+            let end = size + n;
+            let block = Block {
+                shard: self.shard,
+                height: i as u64 + 1,
+                prev_hash,
+                record_count: n as u64,
+                records_root: reference::root(&self.hashes[size..end]),
+                tree_size: TreeSize(end as u64),
+                tree_root: reference::root(&self.hashes[..end]),
+                commit_time_ms: 1_700_000_000_000 + end as u64,
+            };
+            prev_hash = block.hash();
+            size = end;
+            blocks.push(block);
+        }
+        blocks
+    }
+
+    /// `block` proven against this log's checkpoint of `size`, as the server sends it: no
+    /// consistency proof when the sizes are equal.
+    pub fn proven(&self, block: &Block, size: usize) -> ProvenBlock {
+        let from = block.tree_size.0 as usize;
+        ProvenBlock {
+            block: block.clone(),
+            consistency_proof: (from != size).then(|| self.consistency(from, size)),
+            checkpoint: self.signed(size),
+        }
+    }
+
+    /// The blocks response for `blocks`, all proven against the checkpoint of `size`.
+    pub fn block_range(&self, blocks: &[Block], size: usize, next: Option<u64>) -> BlockRange {
+        BlockRange {
+            blocks: blocks.iter().map(|b| self.proven(b, size)).collect(),
+            next_height: next,
         }
     }
 }
