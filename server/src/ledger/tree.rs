@@ -33,6 +33,8 @@ use blockdb_verifier::{
     ConsistencyProof, Frontier, Hash, LogIndex, ShardId, TreeSize, empty_root, node_hash,
 };
 
+use std::sync::Arc;
+
 use crate::storage::{Engine, StorageError, WriteBatch};
 
 /// Why a tree operation failed.
@@ -80,12 +82,25 @@ pub struct MerkleLog {
     frontier: Frontier,
     /// Per tile level, the hashes of its partial (rightmost, not full) tile.
     edge: Vec<Vec<Hash>>,
+    /// Roots of complete subtrees inside tiles, computed for proofs; shared by clones.
+    subtrees: Arc<SubtreeCache>,
 }
+
+/// Complete subtree roots by (tree level, index).
+type SubtreeCache = quick_cache::sync::Cache<(u32, u64), Hash>;
+
+/// Subtree roots the cache keeps: 32 bytes each, about 2 MiB a shard.
+const SUBTREE_CACHE_ENTRIES: usize = 64 * 1024;
 
 impl MerkleLog {
     /// An empty log for `shard`.
     pub fn new(shard: ShardId) -> MerkleLog {
-        MerkleLog { shard, frontier: Frontier::new(), edge: Vec::new() }
+        MerkleLog {
+            shard,
+            frontier: Frontier::new(),
+            edge: Vec::new(),
+            subtrees: Arc::new(SubtreeCache::new(SUBTREE_CACHE_ENTRIES)),
+        }
     }
 
     /// The log of `shard` at `size` leaves, as stored in `engine` (the size comes from the state
@@ -305,12 +320,29 @@ impl MerkleLog {
     fn subtree(&self, engine: &Engine, begin: u64, end: u64) -> Result<Hash> {
         let n = end - begin;
         if n.is_power_of_two() && begin.is_multiple_of(n) {
-            return complete_subtree(engine, self.shard, n.trailing_zeros(), begin / n);
+            return self.cached_subtree(engine, n.trailing_zeros(), begin / n);
         }
         let k = split(n);
         let left = self.subtree(engine, begin, begin + k)?;
         let right = self.subtree(engine, begin + k, end)?;
         Ok(node_hash(&left, &right))
+    }
+}
+
+impl MerkleLog {
+    /// A complete subtree's root, from the cache or from its tile. Subtrees whose root needs no
+    /// hashing (a tile's own hashes) are not cached; the others are immutable once complete, so
+    /// a cached root serves every tree size, and clones of the log share the cache.
+    fn cached_subtree(&self, engine: &Engine, height: u32, index: u64) -> Result<Hash> {
+        if height.is_multiple_of(TILE_HEIGHT) {
+            return complete_subtree(engine, self.shard, height, index);
+        }
+        if let Some(h) = self.subtrees.get(&(height, index)) {
+            return Ok(h);
+        }
+        let h = complete_subtree(engine, self.shard, height, index)?;
+        self.subtrees.insert((height, index), h);
+        Ok(h)
     }
 }
 
