@@ -251,3 +251,37 @@ fn blocks_chain_and_match_the_log() {
     assert_eq!(server.get("/v1/blocks/0").0, 404);
     server.must_stop();
 }
+
+#[test]
+fn operations_endpoints_report_the_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::must_start(dir.path(), &["--log-format", "json"]);
+    for i in 0..5u32 {
+        assert_eq!(server.insert(format!("m{i}").as_bytes(), b"v").0, 201);
+    }
+    assert_eq!(server.get("/healthz"), (200, serde_json::json!({"status": "ok"})));
+    assert_eq!(server.get("/readyz"), (200, serde_json::json!({"status": "ready"})));
+    let (s, text) = server.get_bytes("/metrics");
+    assert_eq!(s, 200);
+    let text = String::from_utf8(text).expect("utf-8");
+    let value = |line_start: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .unwrap_or_else(|| panic!("{line_start} in\n{text}"));
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a number")
+    };
+    assert_eq!(value("blockdb_tree_size{shard=\"0\"}"), 5.0);
+    assert!(value("blockdb_applied_index{shard=\"0\"}") >= 5.0);
+    assert!(
+        value("blockdb_storage{what=\"wal_fsyncs\"}") >= 5.0,
+        "each acknowledged write was fsynced"
+    );
+    assert_eq!(
+        value("blockdb_requests_total{api=\"rest\",route=\"/v1/insert\",status=\"201\"}"),
+        5.0
+    );
+    assert!(text.contains("blockdb_request_duration_seconds_bucket"));
+    assert!(text.contains("blockdb_storage{what=\"memtable_bytes\"}"));
+    server.must_stop();
+}

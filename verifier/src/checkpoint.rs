@@ -124,15 +124,19 @@ impl Checkpoint {
 
     /// The shard of a BlockDB origin `<cluster origin>/shard/<n>`, if the origin has that form.
     pub fn shard(&self) -> Option<ShardId> {
-        let (_, n) = self.origin.rsplit_once("/shard/")?;
-        if n.is_empty()
-            || !n.bytes().all(|b| b.is_ascii_digit())
-            || (n.len() > 1 && n.starts_with('0'))
-        {
-            return None;
-        }
-        n.parse().ok().map(ShardId)
+        origin_shard(&self.origin)
     }
+}
+
+/// The shard of a BlockDB origin `<cluster origin>/shard/<n>` ([`shard_origin`]'s inverse), if the
+/// origin has that form with `n` a canonical decimal `u32`.
+pub fn origin_shard(origin: &str) -> Option<ShardId> {
+    let (_, n) = origin.rsplit_once("/shard/")?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || (n.len() > 1 && n.starts_with('0'))
+    {
+        return None;
+    }
+    n.parse().ok().map(ShardId)
 }
 
 /// The origin of shard `shard` of the cluster whose origin is `cluster_origin`.

@@ -14,6 +14,7 @@
 //!  hash, frontier, proof, checkpoint ──► block  (the hash chain of blocks over a log)
 //!  block, policy ──► block_range                 (verify_block_range: a blocks response)
 //!  tiles                                         (tlog-tiles paths and entry bundles)
+//!  leaf, frontier, policy ──► export             (audit_export: a whole shard log, offline)
 //! ```
 //!
 //! - [`hash`]: RFC 6962 / RFC 9162 leaf and node hashing, and the [`Hash`](struct@Hash) type.
@@ -31,6 +32,8 @@
 //! - [`block_range`]: the blocks response (a range of blocks, each proven against a signed
 //!   checkpoint) and [`verify_block_range`].
 //! - [`tiles`]: C2SP tlog-tiles paths, which tiles a tree has, and entry bundles.
+//! - [`export`]: a shard's whole log in one file (`blockdb-export/v1`), and [`audit_export`],
+//!   which re-derives its roots and checks them against its signed checkpoints.
 
 #![deny(missing_docs)]
 
@@ -40,6 +43,7 @@ pub mod bundle;
 pub mod chain;
 pub mod checkpoint;
 mod codec;
+pub mod export;
 pub mod frontier;
 pub mod hash;
 mod ids;
@@ -58,6 +62,7 @@ pub use bundle::{BundleError, ProofBundle, Record, VerifiedRecord, verify_bundle
 pub use chain::{ChainError, CheckpointChain, ConsistencyStatus, ExtendError, verify_extends};
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
 pub use codec::DecodeError;
+pub use export::{AuditReport, ExportError, audit_export};
 pub use frontier::Frontier;
 pub use hash::{Hash, empty_root, leaf_hash, node_hash, root_of_leaf_hashes, root_of_leaves};
 pub use ids::{LogIndex, ShardId, TreeSize, TxnId};

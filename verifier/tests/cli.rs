@@ -6,8 +6,10 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use blockdb_verifier::LogIndex;
+use blockdb_verifier::export::checkpoint_line;
 use blockdb_verifier::{CheckpointChain, Hash};
-use common::{TestLog, other_signer, test_signer};
+use common::{TestLog, other_signer, reference, test_signer};
 
 struct Run {
     code: i32,
@@ -214,7 +216,7 @@ fn chain_subcommand() {
 fn help_explains_each_subcommand_with_an_example() {
     let r = run(&["--help"]);
     assert_eq!(r.code, 0);
-    for sub in ["bundle", "checkpoint", "consistency", "chain", "blocks"] {
+    for sub in ["bundle", "checkpoint", "consistency", "chain", "blocks", "audit"] {
         assert!(r.stdout.contains(sub), "{sub} listed");
         let r = run(&[sub, "--help"]);
         assert_eq!(r.code, 0);
@@ -224,6 +226,15 @@ fn help_explains_each_subcommand_with_an_example() {
     let r = run(&["blocks", "--help"]);
     assert!(r.stdout.contains("curl -s 'localhost:7070/v1/blocks?limit=1000' > blocks.json"));
     assert!(r.stdout.contains("--trusted-block"), "{}", r.stdout);
+    let r = run(&["audit", "--help"]);
+    assert!(
+        r.stdout.contains(
+            "blockctl export --shard 0 --out shard0.export && \
+             blockdb-verify audit shard0.export --keys-file node.vkey"
+        ),
+        "{}",
+        r.stdout
+    );
     let r = run(&["no-such-command"]);
     assert_eq!(r.code, 2);
 }
@@ -339,4 +350,86 @@ fn blocks_subcommand() {
     assert_eq!(r.code, 2);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json output");
     assert!(v["error"].as_str().expect("error").contains("/nonexistent/b"));
+}
+
+#[test]
+fn audit_subcommand() {
+    // Phase 1: a valid export, for people and as JSON, with no progress bar on a stderr that is
+    // not a terminal.
+    let f = Files::new();
+    let log = TestLog::new(0, 3000, vec![test_signer()]);
+    let text = log.export(&[3000, 1000]);
+    let good = f.write("shard0.export", &text);
+    let r = run(&["audit", &good, "--key", &f.key]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("valid: export of shard 0 with 3000 entries"), "{}", r.stdout);
+    let root = reference::root(&log.hashes);
+    assert!(r.stdout.contains(&format!("root:    {root}")), "{}", r.stdout);
+    assert!(r.stdout.contains("checkpoints checked: 2"), "{}", r.stdout);
+    assert_eq!(r.stdout.matches(&format!("signed by: {}", f.key)).count(), 2, "{}", r.stdout);
+    assert_eq!(r.stderr, "", "no progress bar on a stderr that is not a terminal");
+    let keys = f.write("node.vkey", format!("{}\n", f.key));
+    let r = run(&["audit", &good, "--keys-file", &keys, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json output");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["kind"], "audit");
+    assert_eq!(v["tree_size"], 3000);
+    assert_eq!(v["root"], root.to_hex());
+    assert_eq!(v["checkpoints"][0]["size"], 1000);
+    assert_eq!(v["checkpoints"][1]["signed_by"][0], f.key.as_str());
+
+    // Phase 2: well-formed but invalid: a key we do not trust, a changed leaf, a fork.
+    let stranger = other_signer("stranger.example").verifier_key().to_string();
+    assert_invalid(&run(&["audit", &good, "--key", &stranger]), "no signature by a known key");
+    let mut changed = log.leaves[2500].clone();
+    changed.version += 1;
+    let line =
+        blockdb_verifier::export::entry_line(LogIndex(2500), &changed.encode().expect("leaf"));
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    lines[2501] = &line;
+    let tampered = f.write("tampered.export", lines.concat());
+    let r = run(&["audit", &tampered, "--key", &f.key]);
+    assert_invalid(&r, "checkpoint of size 3000 has root");
+    assert!(!r.stdout.contains("SECURITY"), "{}", r.stdout);
+    let mut forked = TestLog::new(0, 10, vec![test_signer()]);
+    for i in 10..1000 {
+        forked.append(b"evil", format!("rewrite {i}").as_bytes());
+    }
+    let fork = f.write("fork.export", format!("{text}{}", checkpoint_line(&forked.signed(1000))));
+    let r = run(&["audit", &fork, "--key", &f.key]);
+    assert_invalid(&r, "fork: trusted checkpoints give size 1000 two roots");
+    assert!(r.stdout.contains("SECURITY"), "{}", r.stdout);
+    let r = run(&["audit", &fork, "--key", &f.key, "--json"]);
+    assert_eq!(r.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json output");
+    assert_eq!((v["valid"].clone(), v["fork"].clone()), (false.into(), true.into()));
+
+    // Phase 3: unusable input: cut in the middle of a line, empty, missing, no keys.
+    let truncated = f.write("truncated.export", &text[..text.len() / 2]);
+    assert_unusable(
+        &run(&["audit", &truncated, "--key", &f.key]),
+        "truncated.export: header says tree_size 3000, but the export has",
+    );
+    let empty = f.write("empty.export", "");
+    assert_unusable(&run(&["audit", &empty, "--key", &f.key]), "export is empty");
+    assert_unusable(&run(&["audit", "/nonexistent/x.export", "--key", &f.key]), "/nonexistent");
+    assert_unusable(&run(&["audit", &good]), "no trusted verifier keys");
+    let r = run(&["audit", &truncated, "--key", &f.key, "--json"]);
+    assert_eq!(r.code, 2);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json output");
+    assert!(v["error"].as_str().expect("error").contains("truncated.export"));
+}
+
+#[test]
+fn audit_of_a_hundred_thousand_entries() {
+    let f = Files::new();
+    let log = TestLog::new(3, 100_000, vec![test_signer()]);
+    let export = f.write("shard3.export", log.export(&[50_000, 100_000]));
+    let start = std::time::Instant::now();
+    let r = run(&["audit", &export, "--key", &f.key]);
+    eprintln!("blockdb-verify audit of 100,000 entries: {:.2?}", start.elapsed());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("valid: export of shard 3 with 100000 entries"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("root:    {}", reference::root(&log.hashes))));
 }

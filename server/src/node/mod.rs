@@ -217,7 +217,7 @@ impl Node {
 
     /// The shard that holds `key`.
     pub fn shard_of(&self, key: &[u8]) -> ShardId {
-        ShardId((xxhash_rust::xxh3::xxh3_64(key) % u64::from(self.cluster.shards)) as u32)
+        ShardId::for_key(key, self.cluster.shards).expect("a cluster file has 1 to 1024 shards")
     }
 
     fn handle(&self, shard: ShardId) -> Result<&ShardHandle, RequestError> {

@@ -251,6 +251,12 @@ fn freeze_memtable(inner: &Inner, leader: &mut LeaderState) -> Result<()> {
             version: old.version.clone(),
         }));
     }
+    // Waiters check `current` while holding the state lock. Taking that lock once after the
+    // store, before notifying, means every waiter either saw the new memtable or is already
+    // waiting and gets the notification; notifying without it lost the wakeup of a background
+    // thread that had just found nothing to flush, and `Engine::flush` then waited forever (a
+    // hang of the storage model test under CPU contention found it).
+    drop(inner.lock_state());
     inner.state_cv.notify_all();
     Ok(())
 }

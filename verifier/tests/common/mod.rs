@@ -2,11 +2,13 @@
 //! reference implementation (tests only), and a small signed log to build bundles from.
 #![allow(dead_code, reason = "each test file uses its own part of these helpers")]
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 
 use blockdb_verifier::block::GENESIS_PREV_HASH;
 use blockdb_verifier::checkpoint::shard_origin;
+use blockdb_verifier::export::{checkpoint_line, entry_line, header_line};
 use blockdb_verifier::{
     Block, BlockRange, Checkpoint, ConsistencyProof, Hash, Leaf, LogIndex, NoteSigner, ProofBundle,
     ProvenBlock, Record, ShardId, SignedCheckpoint, TreeSize, TrustPolicy, TxnId, leaf_hash,
@@ -144,6 +146,8 @@ pub struct TestLog {
     pub leaves: Vec<Leaf>,
     pub hashes: Vec<Hash>,
     pub signers: Vec<NoteSigner>,
+    /// Each key's latest version, so that appending is O(1) and a log can be large.
+    versions: HashMap<Vec<u8>, u64>,
 }
 
 impl TestLog {
@@ -157,6 +161,7 @@ impl TestLog {
             leaves: Vec::new(),
             hashes: Vec::new(),
             signers,
+            versions: HashMap::new(),
         };
         for i in 0..n {
             log.append(format!("key-{}", i % 7).as_bytes(), format!("value {i}").as_bytes());
@@ -165,7 +170,9 @@ impl TestLog {
     }
 
     pub fn append(&mut self, key: &[u8], value: &[u8]) {
-        let version = self.records.iter().filter(|(k, _)| k == key).count() as u64 + 1;
+        let version = self.versions.entry(key.to_vec()).or_insert(0);
+        *version += 1;
+        let version = *version;
         let index = LogIndex(self.leaves.len() as u64);
         let leaf = Leaf::for_value(
             self.shard,
@@ -261,5 +268,24 @@ impl TestLog {
             blocks: blocks.iter().map(|b| self.proven(b, size)).collect(),
             next_height: next,
         }
+    }
+
+    /// The `blockdb-export/v1` text of the whole log, written with the verifier's line writers,
+    /// with the given checkpoints in the given order.
+    pub fn export_with(&self, checkpoints: &[SignedCheckpoint]) -> String {
+        let mut out = header_line(&self.origin, self.shard, TreeSize(self.leaves.len() as u64));
+        for (i, leaf) in self.leaves.iter().enumerate() {
+            out.push_str(&entry_line(LogIndex(i as u64), &leaf.encode().expect("leaf encodes")));
+        }
+        for c in checkpoints {
+            out.push_str(&checkpoint_line(c));
+        }
+        out
+    }
+
+    /// The export of the whole log with this log's signed checkpoints of `sizes`.
+    pub fn export(&self, sizes: &[usize]) -> String {
+        let checkpoints: Vec<SignedCheckpoint> = sizes.iter().map(|&s| self.signed(s)).collect();
+        self.export_with(&checkpoints)
     }
 }

@@ -1,0 +1,482 @@
+//! `blockctl`: talk to a BlockDB cluster from the shell, verifying every answer.
+//!
+//! Exit codes: 0 done; 1 an answer failed verification (a bad proof or signature, a fork, a
+//! rollback — evidence against the server, never retried); 2 bad usage or unusable local files;
+//! 3 the server refused (conflict, not found, bad input); 4 the cluster was unavailable.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use blockdb_client::{
+    Client, ClientConfig, ClientError, Consistency, FileStore, VerifiedRead, node_identity,
+};
+use blockdb_verifier::{Checkpoint, ShardId, TrustPolicy, VerifierKey};
+use clap::{CommandFactory, Parser, Subcommand};
+use serde_json::json;
+
+/// Talk to a BlockDB cluster, verifying every answer before showing it.
+///
+/// Every read is checked against the cluster's verifier keys (pinned once with `blockctl trust
+/// init`) and against the checkpoints blockctl already trusts (kept in its state file), so a
+/// server that lies — a wrong value, a bad proof, a forked or rolled-back log — is caught and
+/// reported (exit code 1), never shown as data.
+///
+/// Exit codes: 0 done; 1 verification failed; 2 bad usage or local files; 3 the server refused
+/// (conflict, not found, bad input); 4 unavailable.
+#[derive(Debug, Parser)]
+#[command(name = "blockctl", version, verbatim_doc_comment)]
+struct Cli {
+    /// The node to talk to (gRPC), repeatable.
+    #[arg(
+        long,
+        global = true,
+        env = "BLOCKCTL_ENDPOINT",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:7070"
+    )]
+    endpoint: Vec<String>,
+    /// The trusted verifier keys, one per line (`trust init` writes it).
+    #[arg(long, global = true, env = "BLOCKCTL_KEYS", default_value = "blockctl-keys.txt")]
+    keys_file: PathBuf,
+    /// How many of the keys must have signed a checkpoint.
+    #[arg(long, global = true, default_value_t = 1)]
+    threshold: usize,
+    /// The checkpoints blockctl trusts, kept between runs.
+    #[arg(long, global = true, env = "BLOCKCTL_STATE", default_value = "blockctl-state.json")]
+    state_file: PathBuf,
+    /// Keys and values given and shown as base64 instead of text.
+    #[arg(long, global = true)]
+    base64: bool,
+    /// One JSON object per result, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Limit on each call, in milliseconds.
+    #[arg(long, global = true, default_value_t = 10_000)]
+    timeout_ms: u64,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create KEY at version 1 (refused if it exists).
+    Insert { key: String, value: String },
+    /// Add the next version of KEY.
+    Append {
+        key: String,
+        value: String,
+        /// Only if KEY is at this version now (0: no version yet).
+        #[arg(long)]
+        expected_version: Option<u64>,
+    },
+    /// Read KEY (latest version), verified.
+    Get {
+        key: String,
+        /// A given version.
+        #[arg(long, conflicts_with = "history")]
+        version: Option<u64>,
+        /// Every version, oldest first.
+        #[arg(long)]
+        history: bool,
+        /// Read any replica's state without a read barrier (still verified).
+        #[arg(long)]
+        stale: bool,
+    },
+    /// The latest version of each key in [START, END) of a shard, verified.
+    Scan {
+        #[arg(long, default_value = "")]
+        start: String,
+        #[arg(long, default_value = "")]
+        end: String,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        shard: u32,
+    },
+    /// The leaf at LOG_INDEX of a shard, with its inclusion proof verified.
+    Entry {
+        log_index: u64,
+        #[arg(long, default_value_t = 0)]
+        shard: u32,
+    },
+    /// A shard's latest checkpoint, verified and proven consistent with the trusted one.
+    Checkpoint {
+        #[arg(long, default_value_t = 0)]
+        shard: u32,
+    },
+    /// A verified consistency proof between two tree sizes of a shard.
+    Consistency {
+        from: u64,
+        to: Option<u64>,
+        #[arg(long, default_value_t = 0)]
+        shard: u32,
+    },
+    /// Export a shard's whole log, verified, to a file `blockdb-verify audit` checks offline.
+    Export {
+        #[arg(long, default_value_t = 0)]
+        shard: u32,
+        /// The file to write (blockdb-export/v1).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Pin the cluster's verifier keys: fetch them, show them, and save them once confirmed.
+    Trust {
+        #[command(subcommand)]
+        command: TrustCmd,
+    },
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+enum TrustCmd {
+    /// Fetch each endpoint's verifier key, show it, and save the keys after confirmation.
+    Init {
+        /// Save without asking (for scripts that check the keys some other way).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Failures, with their exit codes.
+enum Failure {
+    Client(ClientError),
+    Usage(String),
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        Failure::Client(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("blockctl: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(&cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            eprintln!("blockctl: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Client(e)) => {
+            let code = match &e {
+                ClientError::Verification(v) => {
+                    eprintln!("blockctl: VERIFICATION FAILED: {v}");
+                    if v.is_fork() {
+                        eprintln!(
+                            "blockctl: SECURITY: the server showed a history inconsistent with one it showed before (a fork); keep {} as evidence",
+                            cli.state_file.display()
+                        );
+                    }
+                    1
+                }
+                ClientError::Rejected { .. } => 3,
+                ClientError::Unavailable(_) => 4,
+                _ => 2,
+            };
+            if !matches!(e, ClientError::Verification(_)) {
+                eprintln!("blockctl: {e}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn bytes_arg(cli: &Cli, text: &str) -> Result<Vec<u8>, Failure> {
+    if cli.base64 {
+        STANDARD.decode(text).map_err(|e| Failure::Usage(format!("{text:?} is not base64: {e}")))
+    } else {
+        Ok(text.as_bytes().to_vec())
+    }
+}
+
+fn show_bytes(cli: &Cli, bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if !cli.base64 => s.to_owned(),
+        _ => STANDARD.encode(bytes),
+    }
+}
+
+fn load_policy(cli: &Cli) -> Result<TrustPolicy, Failure> {
+    let text = std::fs::read_to_string(&cli.keys_file).map_err(|e| {
+        Failure::Usage(format!(
+            "cannot read the trusted keys {}: {e} (run `blockctl trust init` first)",
+            cli.keys_file.display()
+        ))
+    })?;
+    let keys = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.parse::<VerifierKey>().map_err(|e| Failure::Usage(format!("key {l:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    TrustPolicy::new(keys, cli.threshold).map_err(|e| Failure::Usage(format!("trust policy: {e}")))
+}
+
+async fn connect(cli: &Cli) -> Result<Client, Failure> {
+    let mut config = ClientConfig::new(cli.endpoint.clone(), load_policy(cli)?);
+    config.timeout = Duration::from_millis(cli.timeout_ms);
+    let store = Arc::new(FileStore::new(&cli.state_file));
+    Ok(Client::connect(config, store).await?)
+}
+
+fn print_checkpoint(cli: &Cli, cp: &Checkpoint) {
+    if cli.json {
+        println!(
+            "{}",
+            json!({"origin": cp.origin, "tree_size": cp.size.0, "root": hex::encode(cp.root.0)})
+        );
+    } else {
+        println!(
+            "origin:    {}\ntree size: {}\nroot:      {}",
+            cp.origin,
+            cp.size.0,
+            hex::encode(cp.root.0)
+        );
+    }
+}
+
+fn print_read(cli: &Cli, r: &VerifiedRead) {
+    let value = r.record.value.as_deref().map(|v| show_bytes(cli, v));
+    if cli.json {
+        println!(
+            "{}",
+            json!({
+                "key": show_bytes(cli, &r.record.key), "version": r.record.version, "value": value,
+                "shard": r.shard.0, "log_index": r.log_index.0,
+                "checkpoint": {"tree_size": r.checkpoint.size.0, "root": hex::encode(r.checkpoint.root.0)},
+                "verified": true,
+            })
+        );
+    } else {
+        println!(
+            "{} v{} = {} (verified: shard {} leaf {} in tree of size {})",
+            show_bytes(cli, &r.record.key),
+            r.record.version,
+            value.unwrap_or_else(|| "<redacted>".into()),
+            r.shard.0,
+            r.log_index.0,
+            r.checkpoint.size.0
+        );
+    }
+}
+
+async fn run(cli: &Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "blockctl",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Cmd::Trust { command: TrustCmd::Init { yes } } => trust_init(cli, *yes).await,
+        Cmd::Insert { key, value } => {
+            let c = connect(cli).await?;
+            let r = c.insert(&bytes_arg(cli, key)?, &bytes_arg(cli, value)?).await?;
+            print_write(cli, key, &r);
+            Ok(())
+        }
+        Cmd::Append { key, value, expected_version } => {
+            let c = connect(cli).await?;
+            let r =
+                c.append(&bytes_arg(cli, key)?, &bytes_arg(cli, value)?, *expected_version).await?;
+            print_write(cli, key, &r);
+            Ok(())
+        }
+        Cmd::Get { key, version, history, stale } => {
+            let c = connect(cli).await?;
+            let key = bytes_arg(cli, key)?;
+            if *history {
+                for r in c.history(&key).await? {
+                    print_read(cli, &r);
+                }
+            } else {
+                let consistency =
+                    if *stale { Consistency::Stale } else { Consistency::Linearizable };
+                print_read(cli, &c.get(&key, *version, consistency).await?);
+            }
+            Ok(())
+        }
+        Cmd::Scan { start, end, limit, shard } => {
+            let c = connect(cli).await?;
+            let (page, next) = c
+                .scan(ShardId(*shard), &bytes_arg(cli, start)?, &bytes_arg(cli, end)?, *limit)
+                .await?;
+            for r in &page {
+                print_read(cli, r);
+            }
+            if let Some(n) = next {
+                eprintln!("more from --start {}", show_bytes(cli, &n));
+            }
+            Ok(())
+        }
+        Cmd::Entry { log_index, shard } => {
+            let c = connect(cli).await?;
+            let e = c.entry(ShardId(*shard), *log_index).await?;
+            let leaf = blockdb_verifier::Leaf::decode(&e.leaf).map_err(|err| {
+                ClientError::Verification(blockdb_client::VerifyError::Malformed(err.to_string()))
+            })?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"shard": shard, "log_index": log_index, "key": show_bytes(cli, &leaf.key),
+                           "version": leaf.version, "leaf": STANDARD.encode(&e.leaf), "tree_size": e.checkpoint.size.0, "verified": true})
+                );
+            } else {
+                println!(
+                    "shard {shard} leaf {log_index}: {} v{} (verified in tree of size {})",
+                    show_bytes(cli, &leaf.key),
+                    leaf.version,
+                    e.checkpoint.size.0
+                );
+            }
+            Ok(())
+        }
+        Cmd::Export { shard, out } => export(cli, ShardId(*shard), out).await,
+        Cmd::Checkpoint { shard } => {
+            let c = connect(cli).await?;
+            print_checkpoint(cli, &c.checkpoint(ShardId(*shard)).await?);
+            Ok(())
+        }
+        Cmd::Consistency { from, to, shard } => {
+            let c = connect(cli).await?;
+            let (proof, cp) = c.consistency(ShardId(*shard), *from, *to).await?;
+            let hashes: Vec<String> = proof.hashes.iter().map(|h| hex::encode(h.0)).collect();
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"from_size": proof.from_size.0, "to_size": proof.to_size.0, "hashes": hashes, "tree_size": cp.size.0})
+                );
+            } else {
+                println!(
+                    "consistency proof from {} to {} ({} hashes):",
+                    proof.from_size.0,
+                    proof.to_size.0,
+                    hashes.len()
+                );
+                for h in hashes {
+                    println!("  {h}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_write(cli: &Cli, key: &str, r: &blockdb_client::WriteReceipt) {
+    if cli.json {
+        println!(
+            "{}",
+            json!({"key": key, "version": r.version, "shard": r.shard.0, "log_index": r.log_index.0,
+                   "tree_size": r.checkpoint.checkpoint.size.0})
+        );
+    } else {
+        println!(
+            "{key} v{} committed: shard {} leaf {} (checkpoint of size {} signed by {})",
+            r.version,
+            r.shard.0,
+            r.log_index.0,
+            r.checkpoint.checkpoint.size.0,
+            r.checkpoint.signed_by.join(", ")
+        );
+    }
+}
+
+async fn export(cli: &Cli, shard: ShardId, out: &Path) -> Result<(), Failure> {
+    use blockdb_verifier::export::{checkpoint_line, entry_line, header_line};
+    use std::io::IsTerminal;
+
+    let c = connect(cli).await?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    if cli.json || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_message("entries received and verified");
+    let (leaves, signed) = c.fetch_log(shard, &mut |n| bar.set_position(n)).await?;
+    bar.finish_and_clear();
+    let cp = signed.checkpoint();
+    let io = |e: std::io::Error| Failure::Usage(format!("cannot write {}: {e}", out.display()));
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
+    file.write_all(header_line(&cp.origin, shard, cp.size).as_bytes()).map_err(io)?;
+    for (i, leaf) in leaves.iter().enumerate() {
+        file.write_all(entry_line(blockdb_verifier::LogIndex(i as u64), leaf).as_bytes())
+            .map_err(io)?;
+    }
+    file.write_all(checkpoint_line(&signed).as_bytes()).map_err(io)?;
+    file.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+    if cli.json {
+        println!(
+            "{}",
+            json!({"file": out.display().to_string(), "origin": cp.origin, "shard": shard.0, "entries": leaves.len(), "root": hex::encode(cp.root.0)})
+        );
+    } else {
+        println!(
+            "exported {} verified entries of {} to {} (root {})",
+            leaves.len(),
+            cp.origin,
+            out.display(),
+            hex::encode(cp.root.0)
+        );
+    }
+    Ok(())
+}
+
+async fn trust_init(cli: &Cli, yes: bool) -> Result<(), Failure> {
+    let mut keys = Vec::new();
+    for e in &cli.endpoint {
+        let id = node_identity(e, Duration::from_millis(cli.timeout_ms)).await?;
+        id.verifier_key.parse::<VerifierKey>().map_err(|err| {
+            ClientError::Verification(blockdb_client::VerifyError::Malformed(err.to_string()))
+        })?;
+        println!("{e}: node {} signs with\n  {}", id.node_name, id.verifier_key);
+        for o in &id.origins {
+            println!("  log {o}");
+        }
+        if !keys.contains(&id.verifier_key) {
+            keys.push(id.verifier_key);
+        }
+    }
+    if !yes {
+        print!(
+            "Trust these keys? Compare them with the ones the nodes printed at start-up. [y/N] "
+        );
+        std::io::stdout().flush().map_err(|e| Failure::Usage(e.to_string()))?;
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(Failure::Usage("not trusted; nothing saved".into()));
+        }
+    }
+    save_keys(&cli.keys_file, &keys)?;
+    println!("saved {} key(s) to {}", keys.len(), cli.keys_file.display());
+    Ok(())
+}
+
+fn save_keys(path: &Path, keys: &[String]) -> Result<(), Failure> {
+    let mut text =
+        String::from("# BlockDB verifier keys trusted by blockctl (name+keyid+base64)\n");
+    for k in keys {
+        text.push_str(k);
+        text.push('\n');
+    }
+    std::fs::write(path, text)
+        .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))
+}

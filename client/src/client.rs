@@ -1,0 +1,709 @@
+//! The client: gRPC calls with timeouts and bounded retries, and every answer verified before
+//! anything from it is returned.
+//!
+//! A read goes: ask with `known_size` = the size the client trusts for that shard's log; convert
+//! the answer (malformed → verification error); check it answers the question (the key and
+//! version asked for); `verify_bundle` (signatures under the trust policy, leaf against record,
+//! inclusion proof); then move the trusted state ([`crate::trust`]) — fetching a consistency
+//! proof when the answer's proof does not start at the trusted size — and save it. Only then is
+//! the record returned.
+//!
+//! Writes return the server's receipt with its checkpoint verified under the trust policy; they
+//! do not move the trusted state (a later read does, with its proof).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use blockdb_proto::v1 as pb;
+use blockdb_proto::v1::ledger_client::LedgerClient;
+use blockdb_verifier::{
+    Checkpoint, ConsistencyProof, LogIndex, Record, ShardId, TreeSize, TrustPolicy,
+    VerifiedCheckpoint, verify_bundle,
+};
+use tokio::sync::Mutex;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::convert;
+use crate::error::{ClientError, VerifyError};
+use crate::store::TrustStore;
+use crate::trust::{Observation, TrustedState};
+
+/// How the client reaches and trusts a cluster.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// gRPC endpoints (`http://host:port`), tried in turn.
+    pub endpoints: Vec<String>,
+    /// Which keys must have signed a checkpoint.
+    pub policy: TrustPolicy,
+    /// Limit on every call.
+    pub timeout: Duration,
+    /// Retries of a call that failed for a retryable reason, at most.
+    pub retries: u32,
+    /// First backoff between retries; it doubles, with jitter, up to `backoff_max`.
+    pub backoff: Duration,
+    /// Longest backoff.
+    pub backoff_max: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults: 10 s per call, 4 retries, backoff from 50 ms to 2 s.
+    pub fn new(endpoints: Vec<String>, policy: TrustPolicy) -> ClientConfig {
+        ClientConfig {
+            endpoints,
+            policy,
+            timeout: Duration::from_secs(10),
+            retries: 4,
+            backoff: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+        }
+    }
+}
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Reflects every write acknowledged before the read; a smaller tree than the client trusts
+    /// is a rollback.
+    #[default]
+    Linearizable,
+    /// Any replica's state; an older tree is accepted once proven a prefix of the trusted one.
+    Stale,
+}
+
+/// A committed write, as the server acknowledged it.
+#[derive(Debug, Clone)]
+pub struct WriteReceipt {
+    /// The shard.
+    pub shard: ShardId,
+    /// The record's version.
+    pub version: u64,
+    /// Its leaf's position.
+    pub log_index: LogIndex,
+    /// The checkpoint of the batch that committed it, verified under the trust policy.
+    pub checkpoint: VerifiedCheckpoint,
+}
+
+/// A record whose proof verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedRead {
+    /// The record.
+    pub record: Record,
+    /// The shard.
+    pub shard: ShardId,
+    /// Its leaf's position.
+    pub log_index: LogIndex,
+    /// The checkpoint it was proven against.
+    pub checkpoint: Checkpoint,
+}
+
+/// A BlockDB client.
+pub struct Client {
+    config: ClientConfig,
+    channels: Vec<Channel>,
+    next: AtomicUsize,
+    shards: u32,
+    origins: Vec<String>,
+    state: Mutex<TrustedState>,
+    store: Arc<dyn TrustStore>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("endpoints", &self.config.endpoints).finish_non_exhaustive()
+    }
+}
+
+/// Whether a failed call may be sent again: the server certainly did not act on it.
+fn retryable(status: &tonic::Status, write: bool) -> bool {
+    let code = status.metadata().get("blockdb-error-code").and_then(|v| v.to_str().ok());
+    match status.code() {
+        tonic::Code::Unavailable if code == Some("not_leader") => true,
+        // Without our code, UNAVAILABLE comes from the transport: no connection was made.
+        tonic::Code::Unavailable if code.is_none() => true,
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => !write,
+        _ => false,
+    }
+}
+
+fn to_error(status: tonic::Status) -> ClientError {
+    let md = status.metadata();
+    match md.get("blockdb-error-code").and_then(|v| v.to_str().ok()) {
+        Some(code) if !matches!(code, "unavailable" | "not_leader" | "timeout" | "internal") => {
+            ClientError::Rejected {
+                code: code.to_owned(),
+                message: status.message().to_owned(),
+                current_version: md
+                    .get("blockdb-current-version")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok()),
+            }
+        }
+        _ => ClientError::Unavailable(format!("{}: {}", status.code(), status.message())),
+    }
+}
+
+impl Client {
+    /// Connects to the cluster, learns its shards and their logs, and loads the trusted state
+    /// from `store`.
+    ///
+    /// # Errors
+    /// [`ClientError::Unavailable`] when no endpoint answers; store errors.
+    pub async fn connect(
+        config: ClientConfig,
+        store: Arc<dyn TrustStore>,
+    ) -> Result<Client, ClientError> {
+        let mut channels = Vec::new();
+        for e in &config.endpoints {
+            let endpoint = Endpoint::from_shared(e.clone())
+                .map_err(|err| ClientError::Unavailable(format!("endpoint {e}: {err}")))?
+                .timeout(config.timeout)
+                .connect_timeout(config.timeout)
+                .tcp_nodelay(true);
+            channels.push(endpoint.connect_lazy());
+        }
+        if channels.is_empty() {
+            return Err(ClientError::Unavailable("no endpoint configured".into()));
+        }
+        let mut state = TrustedState::new();
+        for cp in store.load()? {
+            state.insert(cp);
+        }
+        let mut client = Client {
+            config,
+            channels,
+            next: AtomicUsize::new(0),
+            shards: 0,
+            origins: Vec::new(),
+            state: Mutex::new(state),
+            store,
+        };
+        let info = client
+            .call(false, |mut c| async move { c.node_info(pb::NodeInfoRequest {}).await })
+            .await?;
+        let mut infos = info.shards_info;
+        infos.sort_by_key(|s| s.shard);
+        if info.shards == 0 || infos.len() != info.shards as usize {
+            return Err(VerifyError::Malformed(format!(
+                "node info lists {} shards of {}",
+                infos.len(),
+                info.shards
+            ))
+            .into());
+        }
+        client.shards = info.shards;
+        client.origins = infos.into_iter().map(|s| s.origin).collect();
+        Ok(client)
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> u32 {
+        self.shards
+    }
+
+    /// The shard that holds `key`.
+    pub fn shard_of(&self, key: &[u8]) -> ShardId {
+        ShardId::for_key(key, self.shards).expect("connect checks that there are shards")
+    }
+
+    /// A copy of the trusted state.
+    pub async fn trusted(&self) -> TrustedState {
+        self.state.lock().await.clone()
+    }
+
+    /// Calls `f` on a connection, retrying retryable failures on the next endpoint with
+    /// exponential backoff and jitter, at most `retries` times.
+    async fn call<T, F, Fut>(&self, write: bool, f: F) -> Result<T, ClientError>
+    where
+        F: Fn(LedgerClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut backoff = self.config.backoff;
+        let mut attempt = 0;
+        loop {
+            let i = self.next.load(Ordering::Relaxed) % self.channels.len();
+            let client = LedgerClient::new(self.channels[i].clone());
+            let status = match tokio::time::timeout(self.config.timeout, f(client)).await {
+                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Err(status)) => status,
+                Err(_) => tonic::Status::deadline_exceeded("the call timed out"),
+            };
+            if attempt >= self.config.retries || !retryable(&status, write) {
+                return Err(to_error(status));
+            }
+            attempt += 1;
+            self.next.fetch_add(1, Ordering::Relaxed);
+            let jitter = rand::random_range(0.5..1.0);
+            tokio::time::sleep(backoff.mul_f64(jitter)).await;
+            backoff = (backoff * 2).min(self.config.backoff_max);
+            tracing::debug!(attempt, %status, "retrying");
+        }
+    }
+
+    fn origin(&self, shard: ShardId) -> Result<&str, ClientError> {
+        self.origins.get(shard.0 as usize).map(String::as_str).ok_or_else(|| {
+            ClientError::Rejected {
+                code: "not_found".into(),
+                message: format!("no shard {}; the cluster has {}", shard.0, self.shards),
+                current_version: None,
+            }
+        })
+    }
+
+    async fn known_size(&self, shard: ShardId) -> Result<Option<u64>, ClientError> {
+        let origin = self.origin(shard)?;
+        Ok(self.state.lock().await.get(origin).map(|c| c.size.0).filter(|&s| s > 0))
+    }
+
+    fn receipt(&self, r: pb::WriteResponse) -> Result<WriteReceipt, ClientError> {
+        let signed = convert::checkpoint(&r.checkpoint)?;
+        let checkpoint = self.config.policy.verify(&signed).map_err(VerifyError::from)?;
+        if checkpoint.checkpoint.origin != self.origin(ShardId(r.shard))? {
+            return Err(
+                VerifyError::Mismatch("the receipt's checkpoint is of another log".into()).into()
+            );
+        }
+        Ok(WriteReceipt {
+            shard: ShardId(r.shard),
+            version: r.version,
+            log_index: LogIndex(r.log_index),
+            checkpoint,
+        })
+    }
+
+    /// Inserts `key` at version 1.
+    ///
+    /// # Errors
+    /// `already_exists` when the key has a version; see [`ClientError`].
+    pub async fn insert(&self, key: &[u8], value: &[u8]) -> Result<WriteReceipt, ClientError> {
+        let req = pb::InsertRequest { key: key.to_vec(), value: value.to_vec() };
+        let r = self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.insert(req).await }
+        });
+        self.receipt(r.await?)
+    }
+
+    /// Appends the next version of `key`, only at `expected_version` if given.
+    ///
+    /// # Errors
+    /// `version_mismatch` when the key is not at `expected_version`; see [`ClientError`].
+    pub async fn append(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expected_version: Option<u64>,
+    ) -> Result<WriteReceipt, ClientError> {
+        let req = pb::AppendRequest { key: key.to_vec(), value: value.to_vec(), expected_version };
+        let r = self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.append(req).await }
+        });
+        self.receipt(r.await?)
+    }
+
+    /// The record of `key` at `version` (the latest if `None`), verified.
+    ///
+    /// # Errors
+    /// `not_found`; a [`VerifyError`] when the answer does not verify.
+    pub async fn get(
+        &self,
+        key: &[u8],
+        version: Option<u64>,
+        consistency: Consistency,
+    ) -> Result<VerifiedRead, ClientError> {
+        let shard = self.shard_of(key);
+        let req = pb::GetRequest {
+            key: key.to_vec(),
+            version,
+            known_size: self.known_size(shard).await?,
+            consistency: match consistency {
+                Consistency::Linearizable => pb::Consistency::Linearizable,
+                Consistency::Stale => pb::Consistency::Stale,
+            } as i32,
+        };
+        let b = self
+            .call(false, |mut c| {
+                let req = req.clone();
+                async move { c.get(req).await }
+            })
+            .await?;
+        let read = self.verify_bundle(shard, &b, consistency).await?;
+        if read.record.key != key || version.is_some_and(|v| v != read.record.version) {
+            return Err(VerifyError::Mismatch(format!(
+                "asked for {:?} version {version:?}, got version {}",
+                String::from_utf8_lossy(key),
+                read.record.version
+            ))
+            .into());
+        }
+        Ok(read)
+    }
+
+    /// Every version of `key`, oldest first, each verified.
+    ///
+    /// # Errors
+    /// `not_found`; a [`VerifyError`] when an answer does not verify.
+    pub async fn history(&self, key: &[u8]) -> Result<Vec<VerifiedRead>, ClientError> {
+        let shard = self.shard_of(key);
+        let mut out: Vec<VerifiedRead> = Vec::new();
+        let mut from = 1;
+        loop {
+            let req = pb::HistoryRequest {
+                key: key.to_vec(),
+                known_size: self.known_size(shard).await?,
+                limit: 0,
+                from_version: from,
+            };
+            let page = self
+                .call(false, |mut c| {
+                    let req = req.clone();
+                    async move { c.history(req).await }
+                })
+                .await?;
+            for b in &page.bundles {
+                let read = self.verify_bundle(shard, b, Consistency::Linearizable).await?;
+                let expected = out.len() as u64 + 1;
+                if read.record.key != key || read.record.version != expected {
+                    return Err(VerifyError::Mismatch(format!(
+                        "history: expected version {expected}, got {}",
+                        read.record.version
+                    ))
+                    .into());
+                }
+                out.push(read);
+            }
+            match page.next_version {
+                Some(n) if n == out.len() as u64 + 1 && !page.bundles.is_empty() => from = n,
+                Some(n) => {
+                    return Err(VerifyError::Mismatch(format!("history: next version {n}")).into());
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The latest version of each key of `shard` in `[start, end)` (`end` empty: no end), at
+    /// most `limit` (0: the server's default), verified; and the key to continue from.
+    ///
+    /// # Errors
+    /// A [`VerifyError`] when an answer does not verify or is out of order.
+    pub async fn scan(
+        &self,
+        shard: ShardId,
+        start: &[u8],
+        end: &[u8],
+        limit: u32,
+    ) -> Result<(Vec<VerifiedRead>, Option<Vec<u8>>), ClientError> {
+        let req = pb::ScanRequest {
+            start: start.to_vec(),
+            end: end.to_vec(),
+            limit,
+            known_size: self.known_size(shard).await?,
+            shard: shard.0,
+        };
+        let page = self
+            .call(false, |mut c| {
+                let req = req.clone();
+                async move { c.scan(req).await }
+            })
+            .await?;
+        let mut out: Vec<VerifiedRead> = Vec::new();
+        for b in &page.bundles {
+            let read = self.verify_bundle(shard, b, Consistency::Linearizable).await?;
+            let in_range = read.record.key.as_slice() >= start
+                && (end.is_empty() || read.record.key.as_slice() < end)
+                && out.last().is_none_or(|p| p.record.key < read.record.key);
+            if !in_range {
+                return Err(
+                    VerifyError::Mismatch("scan: a key out of range or order".into()).into()
+                );
+            }
+            out.push(read);
+        }
+        let next = (!page.next_key.is_empty()).then_some(page.next_key);
+        Ok((out, next))
+    }
+
+    /// Leaf `log_index` of `shard`, with its inclusion proof verified.
+    ///
+    /// # Errors
+    /// `not_found`; a [`VerifyError`] when the answer does not verify.
+    pub async fn entry(
+        &self,
+        shard: ShardId,
+        log_index: u64,
+    ) -> Result<VerifiedEntry, ClientError> {
+        let req = pb::GetEntryRequest {
+            shard: shard.0,
+            log_index,
+            known_size: self.known_size(shard).await?,
+        };
+        let e = self.call(false, |mut c| async move { c.get_entry(req).await }).await?;
+        if e.shard != shard.0 || e.log_index != log_index {
+            return Err(VerifyError::Mismatch("entry: another index".into()).into());
+        }
+        let signed = convert::checkpoint(&e.checkpoint)?;
+        let verified = self.config.policy.verify(&signed).map_err(VerifyError::from)?;
+        let cp = verified.checkpoint;
+        let proof = convert::hashes(&e.inclusion_proof)?;
+        let leaf_hash = blockdb_verifier::leaf_hash(&e.leaf);
+        blockdb_verifier::verify_inclusion(
+            &leaf_hash,
+            LogIndex(log_index),
+            cp.size,
+            &proof,
+            &cp.root,
+        )
+        .map_err(|e| VerifyError::Malformed(format!("inclusion proof: {e}")))?;
+        let consistency = e.consistency_proof.as_ref().map(convert::consistency).transpose()?;
+        self.observe(shard, &cp, consistency.as_ref(), Consistency::Linearizable).await?;
+        Ok(VerifiedEntry { shard, log_index: LogIndex(log_index), leaf: e.leaf, checkpoint: cp })
+    }
+
+    /// The latest checkpoint of `shard`, verified and proven consistent with the trusted one.
+    ///
+    /// # Errors
+    /// A [`VerifyError`] when it does not verify or is not consistent.
+    pub async fn checkpoint(&self, shard: ShardId) -> Result<Checkpoint, ClientError> {
+        let req = pb::GetCheckpointRequest { shard: shard.0 };
+        let r = self.call(false, |mut c| async move { c.get_checkpoint(req).await }).await?;
+        let signed = convert::checkpoint(&r.checkpoint)?;
+        let cp = self.config.policy.verify(&signed).map_err(VerifyError::from)?.checkpoint;
+        self.observe(shard, &cp, None, Consistency::Linearizable).await?;
+        Ok(cp)
+    }
+
+    /// A verified consistency proof of `shard` from `from` to `to` (the latest if `None`).
+    ///
+    /// # Errors
+    /// A [`VerifyError`] when the proof or the checkpoint does not verify.
+    pub async fn consistency(
+        &self,
+        shard: ShardId,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(ConsistencyProof, Checkpoint), ClientError> {
+        let req = pb::GetConsistencyRequest { shard: shard.0, from_size: from, to_size: to };
+        let r = self.call(false, |mut c| async move { c.get_consistency(req).await }).await?;
+        let proof = r
+            .proof
+            .as_ref()
+            .map(convert::consistency)
+            .transpose()?
+            .ok_or_else(|| VerifyError::Malformed("consistency: no proof".into()))?;
+        let signed = convert::checkpoint(&r.checkpoint)?;
+        let cp = self.config.policy.verify(&signed).map_err(VerifyError::from)?.checkpoint;
+        if proof.from_size != TreeSize(from) || to.is_some_and(|t| proof.to_size != TreeSize(t)) {
+            return Err(VerifyError::Mismatch("consistency: other sizes".into()).into());
+        }
+        self.observe(shard, &cp, None, Consistency::Linearizable).await?;
+        Ok((proof, cp))
+    }
+
+    /// Every leaf of `shard`'s log up to its current checkpoint, streamed from the node (the
+    /// Watch call, from index 0) and verified as a whole: the leaves' root must be the signed
+    /// checkpoint's, and the checkpoint must be consistent with the trusted one. `progress` is
+    /// called with the number of leaves received so far.
+    ///
+    /// # Errors
+    /// A [`VerifyError`] when the leaves do not make the checkpoint's tree, are out of order, or
+    /// the checkpoint does not verify; [`ClientError::Unavailable`] when the stream stalls for
+    /// longer than the call timeout.
+    pub async fn fetch_log(
+        &self,
+        shard: ShardId,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<(Vec<Vec<u8>>, blockdb_verifier::SignedCheckpoint), ClientError> {
+        self.origin(shard)?;
+        let req = pb::WatchRequest { shard: shard.0, from_log_index: 0 };
+        let mut stream = self.call(false, |mut c| async move { c.watch(req).await }).await?;
+        let mut leaves = Vec::new();
+        let mut frontier = blockdb_verifier::Frontier::new();
+        loop {
+            let event = match tokio::time::timeout(self.config.timeout, stream.message()).await {
+                Ok(Ok(Some(event))) => event,
+                Ok(Ok(None)) => {
+                    return Err(ClientError::Unavailable("the stream ended early".into()));
+                }
+                Ok(Err(status)) => return Err(to_error(status)),
+                Err(_) => return Err(ClientError::Unavailable("the stream stalled".into())),
+            };
+            match event.event {
+                Some(pb::watch_event::Event::Entry(e)) => {
+                    if e.shard != shard.0 || e.log_index != leaves.len() as u64 {
+                        return Err(VerifyError::Mismatch(format!(
+                            "entry {} of shard {} where {} of shard {} was next",
+                            e.log_index,
+                            e.shard,
+                            leaves.len(),
+                            shard.0
+                        ))
+                        .into());
+                    }
+                    frontier.push(blockdb_verifier::leaf_hash(&e.leaf));
+                    leaves.push(e.leaf);
+                    if leaves.len() % 1000 == 0 {
+                        progress(leaves.len() as u64);
+                    }
+                }
+                Some(pb::watch_event::Event::Checkpoint(c)) => {
+                    let signed = convert::checkpoint(&c.checkpoint)?;
+                    let cp =
+                        self.config.policy.verify(&signed).map_err(VerifyError::from)?.checkpoint;
+                    if cp.size.0 != leaves.len() as u64 || cp.root != frontier.root() {
+                        return Err(VerifyError::Mismatch(format!(
+                            "the {} leaves sent do not make the checkpoint's tree of size {}",
+                            leaves.len(),
+                            cp.size
+                        ))
+                        .into());
+                    }
+                    self.observe(shard, &cp, None, Consistency::Linearizable).await?;
+                    progress(leaves.len() as u64);
+                    return Ok((leaves, signed));
+                }
+                None => return Err(VerifyError::Malformed("an empty watch event".into()).into()),
+            }
+        }
+    }
+
+    async fn verify_bundle(
+        &self,
+        shard: ShardId,
+        b: &pb::ProofBundle,
+        consistency: Consistency,
+    ) -> Result<VerifiedRead, ClientError> {
+        let bundle = convert::bundle(b)?;
+        let verified =
+            verify_bundle(&bundle, &self.config.policy, None).map_err(VerifyError::from)?;
+        let cp = verified.checkpoint.checkpoint;
+        if verified.shard != shard {
+            return Err(
+                VerifyError::Mismatch(format!("a bundle of shard {}", verified.shard.0)).into()
+            );
+        }
+        self.observe(shard, &cp, bundle.consistency_proof.as_ref(), consistency).await?;
+        Ok(VerifiedRead {
+            record: verified.record,
+            shard,
+            log_index: verified.log_index,
+            checkpoint: cp,
+        })
+    }
+
+    /// Moves the trusted state to `cp` (verified under the policy) if it is consistent with it,
+    /// fetching a consistency proof when needed; saves the state when it moved.
+    async fn observe(
+        &self,
+        shard: ShardId,
+        cp: &Checkpoint,
+        proof: Option<&ConsistencyProof>,
+        consistency: Consistency,
+    ) -> Result<(), ClientError> {
+        if cp.origin != self.origin(shard)? {
+            return Err(VerifyError::Mismatch(format!("a checkpoint of {}", cp.origin)).into());
+        }
+        let allow_older = consistency == Consistency::Stale;
+        // Bounded: each round either settles or fetches one proof for the sizes it names.
+        for _ in 0..3 {
+            let (needed, before) = {
+                let mut state = self.state.lock().await;
+                let before = state.get(&cp.origin).cloned();
+                match state.observe(cp, proof, allow_older)? {
+                    Observation::Accepted => {
+                        if state.get(&cp.origin) != before.as_ref() {
+                            let all: Vec<Checkpoint> = state.checkpoints().cloned().collect();
+                            drop(state);
+                            self.store.save(&all)?;
+                        }
+                        return Ok(());
+                    }
+                    Observation::NeedsProof { from, to } => ((from, to), before),
+                }
+            };
+            let kept = before.expect("a proof is only needed against a kept checkpoint");
+            let (older, newer) = if cp.size < kept.size {
+                (cp.clone(), kept.clone())
+            } else {
+                (kept.clone(), cp.clone())
+            };
+            let (from, to) = needed;
+            let req = pb::GetConsistencyRequest {
+                shard: shard.0,
+                from_size: from.0,
+                to_size: Some(to.0),
+            };
+            let r = self.call(false, |mut c| async move { c.get_consistency(req).await }).await?;
+            let fetched = r
+                .proof
+                .as_ref()
+                .map(convert::consistency)
+                .transpose()?
+                .ok_or_else(|| VerifyError::Malformed("consistency: no proof".into()))?;
+            let mut state = self.state.lock().await;
+            if state.get(&cp.origin) != Some(&kept) {
+                // The kept checkpoint moved while the proof was fetched: judge again.
+                continue;
+            }
+            state.prove(&older, &newer, &fetched)?;
+            let all: Vec<Checkpoint> = state.checkpoints().cloned().collect();
+            drop(state);
+            self.store.save(&all)?;
+            return Ok(());
+        }
+        Err(ClientError::Unavailable("the trusted checkpoint kept moving; retry".into()))
+    }
+}
+
+/// What a node says about itself, unverified: the verifier key it signs with and its logs. Used
+/// once, to pin the keys a client then trusts (`blockctl trust init` shows them for the user to
+/// confirm); nothing else is ever believed from it.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    /// The node's name.
+    pub node_name: String,
+    /// Its verifier key, `name+keyid+base64`.
+    pub verifier_key: String,
+    /// Its logs' origins, by shard.
+    pub origins: Vec<String>,
+}
+
+/// Asks the node at `endpoint` who it is (see [`NodeIdentity`]).
+///
+/// # Errors
+/// [`ClientError::Unavailable`] when it does not answer within `timeout`.
+pub async fn node_identity(endpoint: &str, timeout: Duration) -> Result<NodeIdentity, ClientError> {
+    let channel = Endpoint::from_shared(endpoint.to_owned())
+        .map_err(|e| ClientError::Unavailable(format!("endpoint {endpoint}: {e}")))?
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .connect()
+        .await
+        .map_err(|e| ClientError::Unavailable(format!("{endpoint}: {e}")))?;
+    let info = LedgerClient::new(channel)
+        .node_info(pb::NodeInfoRequest {})
+        .await
+        .map_err(to_error)?
+        .into_inner();
+    let mut shards = info.shards_info;
+    shards.sort_by_key(|s| s.shard);
+    Ok(NodeIdentity {
+        node_name: info.node_name,
+        verifier_key: info.verifier_key,
+        origins: shards.into_iter().map(|s| s.origin).collect(),
+    })
+}
+
+/// A leaf whose inclusion proof verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedEntry {
+    /// The shard.
+    pub shard: ShardId,
+    /// The leaf's position.
+    pub log_index: LogIndex,
+    /// The leaf bytes (the verifier's leaf format).
+    pub leaf: Vec<u8>,
+    /// The checkpoint it was proven against.
+    pub checkpoint: Checkpoint,
+}

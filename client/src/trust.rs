@@ -1,0 +1,199 @@
+//! The client's trusted state: per log origin, the latest checkpoint it has verified. This is
+//! the sans-IO heart of fork detection: every checkpoint a server shows must be consistent with
+//! the one kept, and only then does the kept one move forward.
+//!
+//! ```text
+//!   observe(new checkpoint, proof?)
+//!     no checkpoint kept for the origin ─────────────► keep it (first use)
+//!     same size: same root? ─────────────────────────► yes: nothing to do; no: FORK
+//!     larger: proof from the kept size verifies? ────► keep the new one
+//!                 no proof from the kept size ───────► NeedsProof(kept → new)
+//!     smaller: a linearizable answer ────────────────► ROLLBACK
+//!              a stale answer ───────────────────────► NeedsProof(new → kept)
+//!   prove(older, newer, proof) — the proof the client fetched — settles a NeedsProof.
+//! ```
+//!
+//! Every checkpoint given here must already have been verified under the trust policy.
+
+use std::collections::BTreeMap;
+
+use blockdb_verifier::{
+    Checkpoint, ConsistencyProof, ConsistencyStatus, TreeSize, verify_consistency, verify_extends,
+};
+
+use crate::error::VerifyError;
+
+/// What observing a checkpoint requires next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// The checkpoint is consistent with the trusted state, which now includes it.
+    Accepted,
+    /// A consistency proof between these sizes is needed before the checkpoint can be judged:
+    /// fetch it and call [`TrustedState::prove`].
+    NeedsProof {
+        /// The older size.
+        from: TreeSize,
+        /// The newer size.
+        to: TreeSize,
+    },
+}
+
+/// The latest verified checkpoint per log origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedState {
+    checkpoints: BTreeMap<String, Checkpoint>,
+}
+
+impl TrustedState {
+    /// An empty state: the first checkpoint of each origin is taken on first use.
+    pub fn new() -> TrustedState {
+        TrustedState::default()
+    }
+
+    /// The kept checkpoint of `origin`.
+    pub fn get(&self, origin: &str) -> Option<&Checkpoint> {
+        self.checkpoints.get(origin)
+    }
+
+    /// Every kept checkpoint, by origin.
+    pub fn checkpoints(&self) -> impl Iterator<Item = &Checkpoint> {
+        self.checkpoints.values()
+    }
+
+    /// Observes `new` (verified under the policy), which came with `proof` (a consistency proof
+    /// from some earlier size, if the answer had one). `allow_older`: whether a smaller tree than
+    /// the kept one is acceptable (a stale read) or a rollback (a linearizable read).
+    ///
+    /// # Errors
+    /// [`VerifyError::Extend`] for a fork or a proof that does not verify,
+    /// [`VerifyError::Rollback`] for a smaller tree where none is allowed.
+    pub fn observe(
+        &mut self,
+        new: &Checkpoint,
+        proof: Option<&ConsistencyProof>,
+        allow_older: bool,
+    ) -> Result<Observation, VerifyError> {
+        let Some(kept) = self.checkpoints.get(&new.origin) else {
+            self.checkpoints.insert(new.origin.clone(), new.clone());
+            return Ok(Observation::Accepted);
+        };
+        if new.size < kept.size {
+            if !allow_older {
+                return Err(VerifyError::Rollback {
+                    origin: new.origin.clone(),
+                    trusted: kept.size,
+                    got: new.size,
+                });
+            }
+            return Ok(Observation::NeedsProof { from: new.size, to: kept.size });
+        }
+        if new.size > kept.size && proof.is_none_or(|p| p.from_size != kept.size) {
+            return Ok(Observation::NeedsProof { from: kept.size, to: new.size });
+        }
+        let proof = proof.filter(|p| p.from_size == kept.size);
+        match verify_extends(kept, new, proof)? {
+            ConsistencyStatus::SameTree => {}
+            _ => {
+                self.checkpoints.insert(new.origin.clone(), new.clone());
+            }
+        }
+        Ok(Observation::Accepted)
+    }
+
+    /// Settles a [`Observation::NeedsProof`]: `proof` must show that `older` is a prefix of
+    /// `newer` (both checkpoints of one origin, verified under the policy, one of them the kept
+    /// one); the kept checkpoint becomes the larger.
+    ///
+    /// # Errors
+    /// [`VerifyError::Consistency`] when the proof does not verify (a fork), or
+    /// [`VerifyError::Mismatch`] when the checkpoints are not what the proof is about.
+    pub fn prove(
+        &mut self,
+        older: &Checkpoint,
+        newer: &Checkpoint,
+        proof: &ConsistencyProof,
+    ) -> Result<(), VerifyError> {
+        if older.origin != newer.origin
+            || proof.from_size != older.size
+            || proof.to_size != newer.size
+        {
+            return Err(VerifyError::Mismatch(format!(
+                "a proof from {} to {} for checkpoints of sizes {} and {}",
+                proof.from_size, proof.to_size, older.size, newer.size
+            )));
+        }
+        let kept = self.checkpoints.get(&older.origin);
+        if kept.is_some_and(|k| k != older && k != newer) {
+            return Err(VerifyError::Mismatch("neither checkpoint is the kept one".into()));
+        }
+        if older.size.0 > 0 {
+            verify_consistency(older.size, newer.size, &older.root, &newer.root, &proof.hashes)
+                .map_err(|error| VerifyError::Consistency {
+                    from: older.size,
+                    to: newer.size,
+                    error,
+                })?;
+        }
+        self.checkpoints.insert(newer.origin.clone(), newer.clone());
+        Ok(())
+    }
+
+    /// Sets the kept checkpoint of its origin, as loaded from a store.
+    pub fn insert(&mut self, checkpoint: Checkpoint) {
+        self.checkpoints.insert(checkpoint.origin.clone(), checkpoint);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use blockdb_verifier::{Frontier, Hash, leaf_hash};
+
+    use super::*;
+
+    fn tree(leaves: &[&[u8]]) -> Vec<Hash> {
+        leaves.iter().map(|l| leaf_hash(l)).collect()
+    }
+
+    fn checkpoint(hashes: &[Hash]) -> Checkpoint {
+        let mut f = Frontier::new();
+        for h in hashes {
+            f.push(*h);
+        }
+        Checkpoint {
+            origin: "o/shard/0".into(),
+            size: f.size(),
+            root: f.root(),
+            extensions: vec![],
+        }
+    }
+
+    #[test]
+    fn first_use_then_same_tree_then_fork() {
+        let honest = tree(&[b"a", b"b", b"c"]);
+        let forked = tree(&[b"a", b"b", b"X"]);
+        let mut t = TrustedState::new();
+        assert_eq!(t.observe(&checkpoint(&honest), None, false).unwrap(), Observation::Accepted);
+        assert_eq!(t.observe(&checkpoint(&honest), None, false).unwrap(), Observation::Accepted);
+        let err = t.observe(&checkpoint(&forked), None, false).unwrap_err();
+        assert!(err.is_fork(), "{err}");
+        assert_eq!(t.get("o/shard/0"), Some(&checkpoint(&honest)));
+    }
+
+    #[test]
+    fn a_larger_tree_needs_a_proof_and_a_smaller_one_is_a_rollback_unless_stale() {
+        let leaves = tree(&[b"a", b"b", b"c", b"d", b"e"]);
+        let mut t = TrustedState::new();
+        t.observe(&checkpoint(&leaves[..3]), None, false).unwrap();
+        let bigger = checkpoint(&leaves);
+        assert_eq!(
+            t.observe(&bigger, None, false).unwrap(),
+            Observation::NeedsProof { from: TreeSize(3), to: TreeSize(5) }
+        );
+        let rollback = t.observe(&checkpoint(&leaves[..2]), None, false).unwrap_err();
+        assert!(matches!(rollback, VerifyError::Rollback { .. }), "{rollback}");
+        assert_eq!(
+            t.observe(&checkpoint(&leaves[..2]), None, true).unwrap(),
+            Observation::NeedsProof { from: TreeSize(2), to: TreeSize(3) }
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! Every client operation against a real node: writes, reads of every kind, entries,
+//! checkpoints, consistency proofs; and the trusted state that moves forward and survives a
+//! restart of the client through its file store.
+
+mod common;
+
+use std::sync::Arc;
+
+use blockdb_client::{Consistency, FileStore, TrustStore};
+use blockdb_verifier::ShardId;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_verifies() {
+    let served = common::must_serve(2).await;
+    let client = served.client().await;
+    assert_eq!(client.shard_count(), 2);
+
+    // Writes: receipts with a checkpoint signed by the node.
+    let r = client.insert(b"alice", b"v1").await.expect("insert");
+    assert_eq!(r.version, 1);
+    let e = client.insert(b"alice", b"again").await.expect_err("conflict");
+    assert_eq!(e.code(), Some("already_exists"));
+    assert!(!e.is_verification());
+    client.append(b"alice", b"v2", Some(1)).await.expect("append at 1");
+    let e = client.append(b"alice", b"v3", Some(1)).await.expect_err("stale expected version");
+    assert_eq!(e.code(), Some("version_mismatch"));
+    for i in 0..20u32 {
+        client.insert(format!("k{i:02}").as_bytes(), &i.to_be_bytes()).await.expect("insert");
+    }
+
+    // Reads, each verified; the trusted state follows.
+    let read = client.get(b"alice", None, Consistency::Linearizable).await.expect("get");
+    assert_eq!((read.record.version, read.record.value.as_deref()), (2, Some(&b"v2"[..])));
+    let v1 = client.get(b"alice", Some(1), Consistency::Stale).await.expect("get v1");
+    assert_eq!(v1.record.value.as_deref(), Some(&b"v1"[..]));
+    let e = client.get(b"nobody", None, Consistency::Linearizable).await.expect_err("absent");
+    assert_eq!(e.code(), Some("not_found"));
+    let history = client.history(b"alice").await.expect("history");
+    assert_eq!(history.iter().map(|r| r.record.version).collect::<Vec<_>>(), [1, 2]);
+
+    let shard = client.shard_of(b"k00");
+    let (page, next) = client.scan(shard, b"k", b"l", 3).await.expect("scan");
+    assert_eq!(page.len(), 3);
+    assert!(next.is_some());
+    assert!(page.windows(2).all(|w| w[0].record.key < w[1].record.key));
+
+    let entry = client.entry(read.shard, read.log_index.0).await.expect("entry");
+    assert_eq!(blockdb_verifier::Leaf::decode(&entry.leaf).expect("leaf").key, b"alice");
+    let cp = client.checkpoint(ShardId(0)).await.expect("checkpoint");
+    let (proof, latest) = client.consistency(ShardId(0), 1, None).await.expect("consistency");
+    assert_eq!(proof.to_size, latest.size);
+    assert!(cp.size <= latest.size);
+    let trusted = client.trusted().await;
+    assert_eq!(trusted.checkpoints().count(), 2, "one per shard's log");
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trusted_state_moves_forward_and_survives_a_restart() {
+    let served = common::must_serve(1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(FileStore::new(dir.path().join("trusted.json")));
+    let client = served.client_with(store.clone()).await;
+    client.insert(b"a", b"1").await.expect("insert");
+    let first = client.get(b"a", None, Consistency::Linearizable).await.expect("get").checkpoint;
+    for i in 0..10u32 {
+        client.insert(format!("b{i}").as_bytes(), b"x").await.expect("insert");
+    }
+    // The second read's answer carries a proof from the trusted size; the state moves.
+    let second = client.get(b"b9", None, Consistency::Linearizable).await.expect("get").checkpoint;
+    assert!(second.size > first.size);
+    assert_eq!(store.load().expect("load"), vec![second.clone()]);
+
+    // A new client with the same store starts from there and proves the way forward.
+    drop(client);
+    let client = served.client_with(store.clone()).await;
+    assert_eq!(client.trusted().await.get(&second.origin), Some(&second));
+    client.insert(b"c", b"1").await.expect("insert");
+    let third = client.get(b"c", None, Consistency::Linearizable).await.expect("get").checkpoint;
+    assert!(third.size > second.size);
+    assert_eq!(store.load().expect("load"), vec![third]);
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_log_streams_and_verifies() {
+    let served = common::must_serve(1).await;
+    let client = served.client().await;
+    for i in 0..600u32 {
+        client
+            .append(format!("k{}", i % 7).as_bytes(), &i.to_be_bytes(), None)
+            .await
+            .expect("append");
+    }
+    let mut seen = 0;
+    let (leaves, signed) = client.fetch_log(ShardId(0), &mut |n| seen = n).await.expect("fetch");
+    assert_eq!(leaves.len(), 600);
+    assert_eq!(seen, 600);
+    assert_eq!(signed.checkpoint().size.0, 600);
+    for (i, leaf) in leaves.iter().enumerate() {
+        assert_eq!(blockdb_verifier::Leaf::decode(leaf).expect("leaf").log_index.0, i as u64);
+    }
+    served.stop().await;
+}

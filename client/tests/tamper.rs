@@ -1,0 +1,245 @@
+//! A proxy between the client and a real node that tampers with answers: a flipped bit in a
+//! value, a wrong inclusion proof, a checkpoint signed by an unknown key, a checkpoint of a
+//! forked history signed with the node's own key, and a rollback to a smaller tree. Each is
+//! caught as a verification error and nothing from the answer reaches the caller.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use blockdb_client::{Client, ClientConfig, ClientError, Consistency, MemoryStore};
+use blockdb_proto::v1 as pb;
+use blockdb_proto::v1::ledger_client::LedgerClient;
+use blockdb_proto::v1::ledger_server::{Ledger, LedgerServer};
+use blockdb_server::ledger::NodeKey;
+use blockdb_verifier::{NoteSigner, SignedCheckpoint};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Honest,
+    FlipValueBit,
+    WrongInclusionProof,
+    UnknownKey,
+    Fork,
+    Rollback,
+}
+
+struct Tamper {
+    upstream: LedgerClient<Channel>,
+    mode: Arc<Mutex<Mode>>,
+    node_key: NodeKey,
+    stranger: NoteSigner,
+    /// The first checkpoint text the proxy saw, for rollbacks.
+    oldest: Arc<Mutex<Option<String>>>,
+}
+
+impl Tamper {
+    fn mode(&self) -> Mode {
+        *self.mode.lock().expect("lock")
+    }
+
+    fn remember(&self, checkpoint: &str) {
+        self.oldest.lock().expect("lock").get_or_insert_with(|| checkpoint.to_owned());
+    }
+
+    /// The checkpoint as this mode shows it.
+    fn checkpoint(&self, text: &str) -> String {
+        self.remember(text);
+        let signed = SignedCheckpoint::parse(text.as_bytes()).expect("the node's checkpoint");
+        let mut cp = signed.checkpoint().clone();
+        match self.mode() {
+            Mode::UnknownKey => cp.sign(&[&self.stranger]).expect("sign").to_text(),
+            // Same size, another root, signed with the node's real key: a forked history.
+            Mode::Fork => {
+                cp.root.0[0] ^= 1;
+                self.node_key.sign(&cp).to_text()
+            }
+            Mode::Rollback => self.oldest.lock().expect("lock").clone().expect("seen"),
+            _ => text.to_owned(),
+        }
+    }
+
+    fn bundle(&self, mut b: pb::ProofBundle) -> pb::ProofBundle {
+        match self.mode() {
+            Mode::FlipValueBit => {
+                if let Some(v) = b.record.as_mut().and_then(|r| r.value.as_mut()) {
+                    v[0] ^= 0x01;
+                }
+            }
+            Mode::WrongInclusionProof => b.inclusion_proof[0][5] ^= 0x80,
+            Mode::UnknownKey | Mode::Fork => {
+                b.checkpoint = self.checkpoint(&b.checkpoint);
+                b.consistency_proof = None;
+            }
+            Mode::Honest | Mode::Rollback => self.remember(&b.checkpoint),
+        }
+        b
+    }
+}
+
+#[tonic::async_trait]
+impl Ledger for Tamper {
+    type WatchStream = tonic::Streaming<pb::WatchEvent>;
+
+    async fn insert(
+        &self,
+        r: Request<pb::InsertRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        self.upstream.clone().insert(r.into_inner()).await
+    }
+    async fn append(
+        &self,
+        r: Request<pb::AppendRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        self.upstream.clone().append(r.into_inner()).await
+    }
+    async fn get(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::ProofBundle>, Status> {
+        let b = self.upstream.clone().get(r.into_inner()).await?.into_inner();
+        Ok(Response::new(self.bundle(b)))
+    }
+    async fn history(
+        &self,
+        r: Request<pb::HistoryRequest>,
+    ) -> Result<Response<pb::HistoryResponse>, Status> {
+        let mut h = self.upstream.clone().history(r.into_inner()).await?.into_inner();
+        h.bundles = h.bundles.into_iter().map(|b| self.bundle(b)).collect();
+        Ok(Response::new(h))
+    }
+    async fn scan(
+        &self,
+        r: Request<pb::ScanRequest>,
+    ) -> Result<Response<pb::ScanResponse>, Status> {
+        let mut s = self.upstream.clone().scan(r.into_inner()).await?.into_inner();
+        s.bundles = s.bundles.into_iter().map(|b| self.bundle(b)).collect();
+        Ok(Response::new(s))
+    }
+    async fn get_entry(
+        &self,
+        r: Request<pb::GetEntryRequest>,
+    ) -> Result<Response<pb::EntryResponse>, Status> {
+        self.upstream.clone().get_entry(r.into_inner()).await
+    }
+    async fn get_checkpoint(
+        &self,
+        r: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::CheckpointResponse>, Status> {
+        let mut c = self.upstream.clone().get_checkpoint(r.into_inner()).await?.into_inner();
+        c.checkpoint = self.checkpoint(&c.checkpoint);
+        Ok(Response::new(c))
+    }
+    async fn get_consistency(
+        &self,
+        r: Request<pb::GetConsistencyRequest>,
+    ) -> Result<Response<pb::ConsistencyResponse>, Status> {
+        self.upstream.clone().get_consistency(r.into_inner()).await
+    }
+    async fn get_block(
+        &self,
+        r: Request<pb::GetBlockRequest>,
+    ) -> Result<Response<pb::BlockResponse>, Status> {
+        self.upstream.clone().get_block(r.into_inner()).await
+    }
+    async fn watch(
+        &self,
+        r: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        self.upstream.clone().watch(r.into_inner()).await
+    }
+    async fn node_info(
+        &self,
+        r: Request<pb::NodeInfoRequest>,
+    ) -> Result<Response<pb::NodeInfoResponse>, Status> {
+        self.upstream.clone().node_info(r.into_inner()).await
+    }
+}
+
+async fn must_proxy(served: &common::Served, mode: Arc<Mutex<Mode>>) -> SocketAddr {
+    let upstream = LedgerClient::connect(served.url()).await.expect("upstream");
+    let node_key =
+        NodeKey::load_or_create(&served.dir.path().join("node.key"), "blockdb-node-1", || {
+            unreachable!("the node created its key")
+        })
+        .expect("the node's key");
+    let stranger = NoteSigner::from_seed("blockdb-node-1", &[9; 32]).expect("signer");
+    let tamper = Tamper { upstream, mode, node_key, stranger, oldest: Arc::default() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = tonic::service::Routes::new(LedgerServer::new(tamper)).into_axum_router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+fn must_be_verification(
+    result: Result<impl std::fmt::Debug, ClientError>,
+    what: &str,
+) -> ClientError {
+    match result {
+        Err(e) if e.is_verification() => e,
+        other => panic!("{what}: expected a verification error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_answers_are_caught() {
+    let served = common::must_serve(1).await;
+    let mode = Arc::new(Mutex::new(Mode::Honest));
+    let proxy = must_proxy(&served, Arc::clone(&mode)).await;
+    let config = ClientConfig::new(vec![format!("http://{proxy}")], served.policy());
+    let client = Client::connect(config, Arc::new(MemoryStore::default())).await.expect("connect");
+    let set = |m| *mode.lock().expect("lock") = m;
+
+    // Honest: the client learns a first checkpoint, then a larger one.
+    client.insert(b"alice", b"hello").await.expect("insert");
+    client.get(b"alice", None, Consistency::Linearizable).await.expect("honest read");
+    for i in 0..6u32 {
+        client.insert(format!("k{i}").as_bytes(), b"v").await.expect("insert");
+    }
+    let trusted =
+        client.get(b"k5", None, Consistency::Linearizable).await.expect("read").checkpoint;
+
+    set(Mode::FlipValueBit);
+    let e = must_be_verification(
+        client.get(b"alice", None, Consistency::Linearizable).await,
+        "flipped value",
+    );
+    println!("flipped value bit: {e}");
+
+    set(Mode::WrongInclusionProof);
+    let e =
+        must_be_verification(client.get(b"k3", None, Consistency::Linearizable).await, "inclusion");
+    println!("wrong inclusion proof: {e}");
+
+    set(Mode::UnknownKey);
+    let e =
+        must_be_verification(client.checkpoint(blockdb_verifier::ShardId(0)).await, "unknown key");
+    println!("unknown key: {e}");
+    let e = must_be_verification(
+        client.get(b"alice", None, Consistency::Linearizable).await,
+        "unknown key",
+    );
+    println!("unknown key (bundle): {e}");
+
+    set(Mode::Fork);
+    let e = must_be_verification(client.checkpoint(blockdb_verifier::ShardId(0)).await, "fork");
+    assert!(matches!(&e, ClientError::Verification(v) if v.is_fork()), "{e}");
+    println!("forked checkpoint: {e}");
+    // A bundle against the forked checkpoint: its proof cannot reach the forged root.
+    must_be_verification(client.get(b"alice", None, Consistency::Linearizable).await, "fork");
+
+    set(Mode::Rollback);
+    let e = must_be_verification(client.checkpoint(blockdb_verifier::ShardId(0)).await, "rollback");
+    assert!(
+        matches!(&e, ClientError::Verification(blockdb_client::VerifyError::Rollback { .. })),
+        "{e}"
+    );
+    println!("rollback: {e}");
+
+    // None of it moved the trusted state; honest answers still verify.
+    assert_eq!(client.trusted().await.get(&trusted.origin), Some(&trusted));
+    set(Mode::Honest);
+    client.get(b"alice", None, Consistency::Linearizable).await.expect("honest again");
+    served.stop().await;
+}
