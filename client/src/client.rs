@@ -27,7 +27,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::convert;
 use crate::error::{ClientError, VerifyError};
 use crate::store::TrustStore;
-use crate::trust::{Observation, TrustedState};
+use crate::trust::{Observation, Settled, TrustedState};
 
 /// How the client reaches and trusts a cluster.
 #[derive(Debug, Clone)]
@@ -623,11 +623,6 @@ impl Client {
                 }
             };
             let kept = before.expect("a proof is only needed against a kept checkpoint");
-            let (older, newer) = if cp.size < kept.size {
-                (cp.clone(), kept.clone())
-            } else {
-                (kept.clone(), cp.clone())
-            };
             let (from, to) = needed;
             let req = pb::GetConsistencyRequest {
                 shard: shard.0,
@@ -642,15 +637,15 @@ impl Client {
                 .transpose()?
                 .ok_or_else(|| VerifyError::Malformed("consistency: no proof".into()))?;
             let mut state = self.state.lock().await;
-            if state.get(&cp.origin) != Some(&kept) {
-                // The kept checkpoint moved while the proof was fetched: judge again.
-                continue;
+            match state.settle(&kept, cp, &fetched)? {
+                Settled::Moved => continue,
+                Settled::Done => {
+                    let all: Vec<Checkpoint> = state.checkpoints().cloned().collect();
+                    drop(state);
+                    self.store.save(&all)?;
+                    return Ok(());
+                }
             }
-            state.prove(&older, &newer, &fetched)?;
-            let all: Vec<Checkpoint> = state.checkpoints().cloned().collect();
-            drop(state);
-            self.store.save(&all)?;
-            return Ok(());
         }
         Err(ClientError::Unavailable("the trusted checkpoint kept moving; retry".into()))
     }

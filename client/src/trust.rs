@@ -11,6 +11,11 @@
 //!     smaller: a linearizable answer ────────────────► ROLLBACK
 //!              a stale answer ───────────────────────► NeedsProof(new → kept)
 //!   prove(older, newer, proof) — the proof the client fetched — settles a NeedsProof.
+//!
+//!   compare(theirs, proof?) — another client's checkpoint, without changing the state
+//!     same size: same root? ─────────────────────────► Consistent / FORK
+//!     other size: a proof between the two verifies? ─► Consistent / FORK
+//!                 no proof for those sizes ──────────► NeedsProof(older → newer)
 //! ```
 //!
 //! Every checkpoint given here must already have been verified under the trust policy.
@@ -38,8 +43,38 @@ pub enum Observation {
     },
 }
 
+/// How another client's checkpoint compares with the kept one ([`TrustedState::compare`]).
+#[derive(Debug)]
+pub enum Comparison {
+    /// No checkpoint of that origin is kept: nothing to compare with.
+    Untracked,
+    /// Both are of one history: the same tree, or a consistency proof between them verified.
+    /// If theirs is the larger, [`TrustedState::observe`] with the same proof takes it.
+    Consistent,
+    /// Evidence against the log ([`VerifyError::is_fork`]): one size with two roots, or a
+    /// consistency proof from the log that fails between two checkpoints it signed.
+    Fork(VerifyError),
+    /// The sizes differ and no proof between them came: ask the log for one and compare again.
+    /// Nothing is proven either way until it answers.
+    NeedsProof {
+        /// The older size.
+        from: TreeSize,
+        /// The newer size.
+        to: TreeSize,
+    },
+}
+
+/// What [`TrustedState::settle`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The proof verified; the trusted state holds the larger checkpoint.
+    Done,
+    /// The kept checkpoint changed while the proof was fetched; observe again.
+    Moved,
+}
+
 /// The latest verified checkpoint per log origin.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TrustedState {
     checkpoints: BTreeMap<String, Checkpoint>,
 }
@@ -138,6 +173,48 @@ impl TrustedState {
         Ok(())
     }
 
+    /// Compares `theirs` (another client's checkpoint, verified under the policy) with the kept
+    /// checkpoint of its origin, using `proof`, a consistency proof from the smaller size to the
+    /// larger that the log supplied (a proof for other sizes is ignored). The state does not
+    /// change. The proof comes from the log, not from the peer, so a proof that fails is
+    /// evidence against the log.
+    pub fn compare(&self, theirs: &Checkpoint, proof: Option<&ConsistencyProof>) -> Comparison {
+        let Some(kept) = self.checkpoints.get(&theirs.origin) else {
+            return Comparison::Untracked;
+        };
+        let (older, newer) = if theirs.size < kept.size { (theirs, kept) } else { (kept, theirs) };
+        let proof = proof.filter(|p| p.from_size == older.size && p.to_size == newer.size);
+        if older.size < newer.size && older.size.0 > 0 && proof.is_none() {
+            return Comparison::NeedsProof { from: older.size, to: newer.size };
+        }
+        match verify_extends(older, newer, proof) {
+            Ok(_) => Comparison::Consistent,
+            Err(e) => Comparison::Fork(VerifyError::Extend(e)),
+        }
+    }
+
+    /// Settles the [`Observation::NeedsProof`] that observing `new` returned while `kept` was
+    /// the kept checkpoint of its origin, with `proof` — between their sizes — fetched from the
+    /// log. If `kept` is still the kept one, the older of the two must be proven a prefix of the
+    /// newer ([`TrustedState::prove`]) and the larger is kept; if another answer moved the kept
+    /// checkpoint meanwhile, nothing changes and the caller observes `new` again.
+    ///
+    /// # Errors
+    /// As [`TrustedState::prove`].
+    pub fn settle(
+        &mut self,
+        kept: &Checkpoint,
+        new: &Checkpoint,
+        proof: &ConsistencyProof,
+    ) -> Result<Settled, VerifyError> {
+        if self.get(&new.origin) != Some(kept) {
+            return Ok(Settled::Moved);
+        }
+        let (older, newer) = if new.size < kept.size { (new, kept) } else { (kept, new) };
+        self.prove(older, newer, proof)?;
+        Ok(Settled::Done)
+    }
+
     /// Sets the kept checkpoint of its origin, as loaded from a store.
     pub fn insert(&mut self, checkpoint: Checkpoint) {
         self.checkpoints.insert(checkpoint.origin.clone(), checkpoint);
@@ -195,5 +272,41 @@ mod tests {
             t.observe(&checkpoint(&leaves[..2]), None, true).unwrap(),
             Observation::NeedsProof { from: TreeSize(2), to: TreeSize(3) }
         );
+    }
+
+    /// The consistency proof from 2 leaves to 4: the old tree is the left subtree, so the
+    /// proof is its sibling.
+    fn proof_2_to_4(hashes: &[Hash]) -> ConsistencyProof {
+        ConsistencyProof {
+            from_size: TreeSize(2),
+            to_size: TreeSize(4),
+            hashes: vec![blockdb_verifier::node_hash(&hashes[2], &hashes[3])],
+        }
+    }
+
+    #[test]
+    fn compare_needs_a_proof_between_sizes_and_finds_forks() {
+        let honest = tree(&[b"a", b"b", b"c", b"d"]);
+        let forked = tree(&[b"a", b"X", b"c", b"d"]);
+        let mut t = TrustedState::new();
+        let theirs = checkpoint(&honest);
+        assert!(matches!(t.compare(&theirs, None), Comparison::Untracked));
+        t.observe(&checkpoint(&honest[..2]), None, false).unwrap();
+        assert!(matches!(
+            t.compare(&theirs, None),
+            Comparison::NeedsProof { from: TreeSize(2), to: TreeSize(4) }
+        ));
+        let good = proof_2_to_4(&honest);
+        assert!(matches!(t.compare(&theirs, Some(&good)), Comparison::Consistent));
+        // The same proof does not show the forked tree extends the kept one.
+        let bad = proof_2_to_4(&forked);
+        match t.compare(&checkpoint(&forked), Some(&bad)) {
+            Comparison::Fork(e) => assert!(e.is_fork(), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        // Nothing changed; then one size, two roots.
+        t.observe(&theirs, Some(&good), false).unwrap();
+        assert!(matches!(t.compare(&theirs, None), Comparison::Consistent));
+        assert!(matches!(t.compare(&checkpoint(&forked), None), Comparison::Fork(_)));
     }
 }

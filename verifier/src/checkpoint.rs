@@ -45,7 +45,7 @@ pub enum CheckpointError {
 }
 
 /// The contents of a checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Checkpoint {
     /// The log's identity, e.g. `blockdb.local/3f2a.../shard/0`.
     pub origin: String,

@@ -15,11 +15,9 @@ use std::collections::HashMap;
 
 use blockdb_verifier::checkpoint::shard_origin;
 use blockdb_verifier::{
-    Checkpoint, ConsistencyProof, Hash, Leaf, LogIndex, NoteSigner, ShardId, SignedCheckpoint,
-    TreeSize, TrustPolicy, TxnId, leaf_hash, root_of_leaf_hashes,
+    Checkpoint, ConsistencyProof, Hash, Leaf, LogIndex, NoteSigner, PolicyError, ShardId,
+    SignedCheckpoint, TreeSize, TrustPolicy, TxnId, leaf_hash, root_of_leaf_hashes,
 };
-
-use crate::checkpoint::tracker::{TrackError, verify_signed};
 
 /// The cluster origin of the model's logs.
 pub const CLUSTER_ORIGIN: &str = "blockdb.local/spec";
@@ -62,10 +60,12 @@ pub struct Fixture {
     /// Leaf hashes of branch A and branch B, `size_max` each.
     leaves: [Vec<Hash>; 2],
     signed: HashMap<CheckpointId, SignedCheckpoint>,
-    /// `verify_signed` of each signed checkpoint: a pure function of the policy, the origin and
-    /// the note's bytes, so it is run once here rather than in every transition (where an
-    /// Ed25519 verification per step would dominate the check's time).
-    verified: HashMap<CheckpointId, Result<Checkpoint, TrackError>>,
+    /// [`TrustPolicy::verify`] of each signed checkpoint: a pure function of the policy and the
+    /// note's bytes, so it is run once here rather than in every transition (where an Ed25519
+    /// verification per step would dominate the check's time).
+    verified: HashMap<CheckpointId, Result<Checkpoint, PolicyError>>,
+    /// The checkpoints of the tracked origin by tree, to name what a client trusts.
+    by_tree: HashMap<(TreeSize, Hash), CheckpointId>,
     /// `proofs[(branch, from, to)]` for `0 <= from <= to <= size_max`.
     proofs: HashMap<(Branch, u8, u8), ConsistencyProof>,
 }
@@ -132,7 +132,13 @@ impl Fixture {
             sign(&checkpoint(&other, &leaves_of(1, "a", size_max)), &signer),
         );
         let verified =
-            signed.iter().map(|(id, s)| (*id, verify_signed(&policy, &origin, s))).collect();
+            signed.iter().map(|(id, s)| (*id, policy.verify(s).map(|v| v.checkpoint))).collect();
+        let by_tree = signed
+            .iter()
+            .map(|(id, s)| (*id, s.checkpoint()))
+            .filter(|(_, c)| c.origin == origin)
+            .map(|(id, c)| ((c.size, c.root), id))
+            .collect();
         let mut proofs = HashMap::new();
         for (branch, hashes) in [(Branch::A, &leaves[0]), (Branch::B, &leaves[1])] {
             for to in 0..=size_max {
@@ -147,7 +153,7 @@ impl Fixture {
                 }
             }
         }
-        Fixture { origin, policy, fork_at, size_max, leaves, signed, verified, proofs }
+        Fixture { origin, policy, fork_at, size_max, leaves, signed, verified, by_tree, proofs }
     }
 
     /// The origin the clients track.
@@ -194,9 +200,19 @@ impl Fixture {
         self.signed(id).checkpoint()
     }
 
-    /// [`verify_signed`] of the checkpoint under the policy and origin.
-    pub fn verified(&self, id: CheckpointId) -> &Result<Checkpoint, TrackError> {
+    /// [`TrustPolicy::verify`] of the signed checkpoint under the clients' policy (the
+    /// checkpoint, or why its signatures do not satisfy the policy).
+    pub fn verified(&self, id: CheckpointId) -> &Result<Checkpoint, PolicyError> {
         self.verified.get(&id).expect("every id was verified")
+    }
+
+    /// The id of a checkpoint of the tracked origin (one the model signed).
+    ///
+    /// # Panics
+    /// If the model did not sign it.
+    pub fn id_of(&self, checkpoint: &Checkpoint) -> CheckpointId {
+        assert_eq!(checkpoint.origin, self.origin, "a checkpoint of the tracked origin");
+        *self.by_tree.get(&(checkpoint.size, checkpoint.root)).expect("a checkpoint of the model")
     }
 
     /// The tree size of a checkpoint.
@@ -293,11 +309,13 @@ mod tests {
     fn signatures_and_origins_are_checked_once_here() {
         let f = Fixture::new(3, 1);
         assert!(f.verified(f.log_checkpoint(Branch::B, 3)).is_ok());
-        assert!(matches!(f.verified(CheckpointId::Impostor), Err(TrackError::Untrusted(_))));
-        assert!(matches!(
-            f.verified(CheckpointId::OtherOrigin),
-            Err(TrackError::WrongOrigin { .. })
-        ));
+        assert!(f.verified(CheckpointId::Impostor).is_err());
+        // Signed by the log's key: the client must check the origin itself.
+        let other = f.verified(CheckpointId::OtherOrigin).as_ref().expect("the log's key");
+        assert_ne!(other.origin, f.origin());
+        let id = f.log_checkpoint(Branch::B, 3);
+        assert_eq!(f.id_of(f.checkpoint(id)), id);
+        assert_eq!(f.id_of(f.checkpoint(CheckpointId::Impostor)), CheckpointId::Impostor);
         assert!(f.consistent(f.log_checkpoint(Branch::A, 1), f.log_checkpoint(Branch::B, 3)));
         assert!(!f.consistent(f.log_checkpoint(Branch::A, 2), f.log_checkpoint(Branch::B, 3)));
     }

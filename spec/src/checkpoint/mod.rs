@@ -1,5 +1,13 @@
 //! Model of client checkpoint tracking and fork detection (DESIGN.md, "Client verification").
 //!
+//! The model runs the client's own code: each client's state is a
+//! [`blockdb_client::TrustedState`], and every transition calls [`blockdb_client::trust`]
+//! ([`TrustedState::observe`](blockdb_client::TrustedState::observe),
+//! [`TrustedState::prove`](blockdb_client::TrustedState::prove),
+//! [`TrustedState::compare`](blockdb_client::TrustedState::compare)) as `Client::observe` does,
+//! so a bug in that code is a bug in the model. Only the I/O around it (fetching a proof,
+//! saving the state) is the model's.
+//!
 //! # Actors and state
 //!
 //! - **The log**, honest or malicious ([`LogBehaviour`]). It has no state in the model: it may
@@ -9,19 +17,21 @@
 //!   leaves), and may send a consistency proof made in either branch's tree, or none. Beside them
 //!   are an impostor's checkpoint (signed by a key the clients do not trust) and a checkpoint of
 //!   another shard signed by the log's own key. All of them are real: see [`fixture`].
-//! - **Clients** (two by default). Each keeps the checkpoint it trusts for the origin, as the
-//!   client crate does on disk.
+//! - **Clients** (three at CI bounds). Each keeps a [`blockdb_client::TrustedState`].
 //!
 //! # Actions
 //!
-//! - [`Serve`](CheckpointAction::Serve): the log answers a client's read with a checkpoint and,
-//!   if the client trusts an older one, a consistency proof in the same response. The client runs
-//!   [`tracker::verify_signed`] (signatures and origin) and [`tracker::advance`]
-//!   ([`blockdb_verifier::verify_extends`]) and keeps the new checkpoint only if both pass.
+//! - [`Serve`](CheckpointAction::Serve): the log answers a client's linearizable read with a
+//!   checkpoint. The client does what `Client::observe` does: the trust policy
+//!   ([`blockdb_verifier::TrustPolicy::verify`]), the origin, then
+//!   `TrustedState::observe(checkpoint, None, false)`; on `NeedsProof { from, to }` it asks the
+//!   log for a consistency proof, which the log makes in either branch's tree (a real proof or
+//!   a forged one) or refuses, and gives it to `TrustedState::prove`.
 //! - [`Gossip`](CheckpointAction::Gossip): a client shows its trusted checkpoint to another,
-//!   which asks the log for a consistency proof between the two sizes and runs
-//!   [`tracker::compare`]: consistent (it may take the newer), a fork (evidence), or unproven
-//!   (the log gave no usable proof).
+//!   which checks its signatures and origin and runs `TrustedState::compare`; on `NeedsProof` it
+//!   asks the log for the proof between the two sizes and compares again: consistent (it then
+//!   takes a newer checkpoint as a read's, through `observe` and `prove`), a fork (evidence),
+//!   or unproven (the log gave no proof).
 //!
 //! Signatures are checked by the real [`blockdb_verifier::TrustPolicy::verify`] once per signed
 //! checkpoint when the model is built ([`fixture::Fixture::verified`]): it is a pure function of
@@ -43,10 +53,8 @@
 //!   the log answers the proof request (or the sizes are equal) it is a fork. A log that refuses
 //!   to answer leaves the comparison unproven: no fork is proven, none is accepted.
 //! - `always` **no false alarm: an honest log is never reported**: a client raises evidence
-//!   against the log ([`tracker::TrackError::is_evidence`]) only for a fork or for a proof that
-//!   the log made in another tree than the checkpoint's. (The first version of the tracker
-//!   called every failed proof a fork; the model showed a consistent pair with a forged proof,
-//!   which is the log lying, not forking, and the tracker now says so.)
+//!   against the log ([`blockdb_client::VerifyError::is_fork`]) only for a fork or for a proof
+//!   that the log made in another tree than the checkpoint's.
 //! - `sometimes` (malicious log): a fork is shown to two clients (each trusts a different
 //!   branch); a fork is detected by comparing; a forged consistency proof is refused; a rollback
 //!   is refused; a client advances with a consistency proof; an impostor's checkpoint and another
@@ -63,12 +71,18 @@
 //!
 //! # Broken variants ([`ClientBug`])
 //!
-//! - [`ClientBug::SkipConsistencyCheck`]: a client takes any newer signed checkpoint without a
-//!   proof: it ends up trusting both branches.
-//! - [`ClientBug::NoRollbackCheck`]: a client takes an older checkpoint: rollback.
-//! - [`ClientBug::SkipSignatureCheck`]: a client takes the impostor's checkpoint.
-//! - [`ClientBug::TrustPeerWithoutProof`]: gossip takes the peer's checkpoint when the log gives
-//!   no proof: the fork goes undetected.
+//! Each is the model misusing the client API, not a change to it:
+//!
+//! - [`ClientBug::SkipConsistencyCheck`]: a client sets any signed checkpoint that is not older
+//!   with `TrustedState::insert` instead of `observe`: it ends up trusting both branches.
+//! - [`ClientBug::NoRollbackCheck`]: a client passes `allow_older = true` on a linearizable
+//!   read, so an older checkpoint is accepted as the read's answer (once proven a prefix):
+//!   rollback.
+//! - [`ClientBug::SkipSignatureCheck`]: a client does not run the trust policy (it still checks
+//!   the origin): it takes the impostor's checkpoint.
+//! - [`ClientBug::TrustPeerWithoutProof`]: when `compare` needs a proof and the log gives none,
+//!   the client sets the peer's larger checkpoint with `TrustedState::insert`: the fork goes
+//!   undetected.
 //!
 //! # Exploring
 //!
@@ -78,7 +92,6 @@
 pub mod fixture;
 mod model;
 mod state;
-pub mod tracker;
 
 pub use model::CheckpointModel;
 pub use state::{Accepted, CheckpointAction, CheckpointState, ClientState, Event, Ghost};
@@ -96,13 +109,16 @@ pub enum LogBehaviour {
 /// A deliberate bug in the client, to show that the checker finds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ClientBug {
-    /// Takes any signed checkpoint that is not older, with no consistency check.
+    /// Takes any signed checkpoint that is not older with `TrustedState::insert`, with no
+    /// consistency check.
     SkipConsistencyCheck,
-    /// Takes a signed, consistent checkpoint even when it is older than the trusted one.
+    /// Passes `allow_older = true` to `TrustedState::observe` on a linearizable read: an older
+    /// checkpoint, proven a prefix of the trusted one, is accepted as the answer.
     NoRollbackCheck,
     /// Takes a checkpoint of the right origin whatever key signed it.
     SkipSignatureCheck,
-    /// When comparing with a peer and the log gives no proof, takes the peer's checkpoint.
+    /// When comparing with a peer needs a proof and the log gives none, takes the peer's
+    /// checkpoint with `TrustedState::insert`.
     TrustPeerWithoutProof,
 }
 

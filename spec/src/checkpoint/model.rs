@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use blockdb_verifier::{Checkpoint, ConsistencyProof, ConsistencyStatus};
+use blockdb_client::trust::{Comparison, Observation};
+use blockdb_client::{TrustedState, VerifyError};
+use blockdb_verifier::{Checkpoint, TreeSize};
 use stateright::{Model, Property};
 
 use super::fixture::{Branch, CheckpointId, Fixture};
 use super::state::{CheckpointAction, CheckpointState, ClientState, Event, Ghost};
-use super::tracker::{self, Comparison, TrackError};
 use super::{CheckpointConfig, ClientBug, LogBehaviour};
 
 /// The checkpoint-tracking model.
@@ -16,6 +17,24 @@ use super::{CheckpointConfig, ClientBug, LogBehaviour};
 pub struct CheckpointModel {
     config: CheckpointConfig,
     fixture: Arc<Fixture>,
+}
+
+/// Why `Client::observe` did not take a checkpoint.
+enum Refusal {
+    /// The client's verification failed.
+    Verify(VerifyError),
+    /// A consistency proof was needed and the log did not give one (`Unavailable`).
+    NoProof,
+}
+
+impl From<VerifyError> for Refusal {
+    fn from(e: VerifyError) -> Refusal {
+        Refusal::Verify(e)
+    }
+}
+
+fn small(size: TreeSize) -> u8 {
+    u8::try_from(size.0).expect("the model's trees are small")
 }
 
 impl CheckpointModel {
@@ -44,45 +63,68 @@ impl CheckpointModel {
         }
     }
 
-    /// The proofs the log may send for sizes `from` to `to`: none is needed from 0 or between
-    /// equal sizes (and none is sent for an older checkpoint).
+    /// The proofs the log may send between sizes `from` and `to` when asked: none between
+    /// equal sizes (it is not asked); from 0 the proof is empty on either branch.
     fn proof_choices(&self, from: u8, to: u8) -> Vec<Option<Branch>> {
-        if from == 0 || from >= to {
-            return vec![None];
-        }
         match self.config.log {
+            _ if from == to => vec![None],
             LogBehaviour::Honest => vec![Some(Branch::A)],
+            LogBehaviour::Malicious if from == 0 => vec![Some(Branch::A), None],
             LogBehaviour::Malicious => vec![Some(Branch::A), Some(Branch::B), None],
         }
     }
 
-    /// `tracker::verify_signed`, or the broken variant's check.
-    fn verify_signed(&self, id: CheckpointId) -> Result<Checkpoint, TrackError> {
-        if self.config.bug == Some(ClientBug::SkipSignatureCheck) {
-            let c = self.fixture.checkpoint(id);
-            if c.origin == self.fixture.origin() {
-                return Ok(c.clone());
-            }
-        }
-        self.fixture.verified(id).clone()
+    /// Whether the client passes `allow_older = true` on a linearizable read (the broken
+    /// variant [`ClientBug::NoRollbackCheck`]); the client as written passes `false`.
+    fn allow_older(&self) -> bool {
+        self.config.bug == Some(ClientBug::NoRollbackCheck)
     }
 
-    /// `tracker::advance`, or the broken variant's check.
-    fn advance(
+    /// What the client does with a signed checkpoint before `TrustedState::observe`: the trust
+    /// policy (run once per checkpoint in the fixture), then the origin, as `Client::observe`
+    /// does. [`ClientBug::SkipSignatureCheck`] skips the policy.
+    fn verify(&self, id: CheckpointId) -> Result<Checkpoint, VerifyError> {
+        let cp = if self.config.bug == Some(ClientBug::SkipSignatureCheck) {
+            self.fixture.checkpoint(id).clone()
+        } else {
+            self.fixture.verified(id).clone()?
+        };
+        if cp.origin != self.fixture.origin() {
+            return Err(VerifyError::Mismatch(format!("a checkpoint of {}", cp.origin)));
+        }
+        Ok(cp)
+    }
+
+    /// `Client::observe` without the I/O: `TrustedState::observe`, and on `NeedsProof` the
+    /// log's consistency proof (made in `proof`'s tree, or refused) given to
+    /// `TrustedState::prove`. Returns whether a proof was used.
+    ///
+    /// [`ClientBug::SkipConsistencyCheck`] replaces this with `TrustedState::insert` for any
+    /// checkpoint that is not older.
+    fn observe(
         &self,
-        trusted: Option<&Checkpoint>,
-        new: &Checkpoint,
-        proof: Option<&ConsistencyProof>,
-    ) -> Result<ConsistencyStatus, TrackError> {
-        let result = tracker::advance(trusted, new, proof);
-        match (self.config.bug, result) {
-            (Some(ClientBug::SkipConsistencyCheck), Err(e)) if !e.is_stale() => {
-                Ok(ConsistencyStatus::NoTrustedState)
+        state: &mut TrustedState,
+        cp: &Checkpoint,
+        proof: Option<Branch>,
+    ) -> Result<bool, Refusal> {
+        let before = state.get(&cp.origin).cloned();
+        if self.config.bug == Some(ClientBug::SkipConsistencyCheck)
+            && before.as_ref().is_none_or(|k| cp.size >= k.size)
+        {
+            state.insert(cp.clone());
+            return Ok(false);
+        }
+        match state.observe(cp, None, self.allow_older())? {
+            Observation::Accepted => Ok(false),
+            Observation::NeedsProof { from, to } => {
+                let kept = before.expect("a proof is only needed against a kept checkpoint");
+                let branch = proof.ok_or(Refusal::NoProof)?;
+                let fetched = self.fixture.proof(branch, small(from), small(to));
+                // One model step holds the state throughout, so the kept checkpoint cannot move.
+                let settled = state.settle(&kept, cp, fetched)?;
+                debug_assert_eq!(settled, blockdb_client::trust::Settled::Done);
+                Ok(true)
             }
-            (Some(ClientBug::NoRollbackCheck), Err(e)) if e.is_stale() => {
-                Ok(ConsistencyStatus::NoTrustedState)
-            }
-            (_, result) => result,
         }
     }
 
@@ -93,37 +135,43 @@ impl CheckpointModel {
         id: CheckpointId,
         proof_branch: Option<Branch>,
     ) {
-        let trusted = s.clients[c].trusted;
-        let trusted_checkpoint = trusted.map(|t| self.fixture.checkpoint(t));
-        let (from, to) = (trusted.map_or(0, |t| self.fixture.size(t)), self.fixture.size(id));
-        let proof = proof_branch.map(|b| self.fixture.proof(b, from, to));
-        let result =
-            self.verify_signed(id).and_then(|new| self.advance(trusted_checkpoint, &new, proof));
+        let trusted = s.clients[c].trusted_id(&self.fixture);
+        let from = s.clients[c].trusted_size(&self.fixture);
+        let to = self.fixture.size(id);
+        let result = self
+            .verify(id)
+            .map_err(Refusal::Verify)
+            .and_then(|new| self.observe(&mut s.clients[c].trusted, &new, proof_branch));
         let older = trusted.is_some() && matches!(id, CheckpointId::Log { .. }) && to < from;
-        if older && !matches!(&result, Err(e) if e.is_stale()) {
-            s.ghost.rollback_missed = true;
-        }
-        let client = &mut s.clients[c];
         match result {
-            Ok(status) => {
-                if to < from {
-                    s.ghost.rollback = true;
+            Ok(with_proof) => {
+                if older {
+                    // The read's answer is older than what the client trusts: a rollback.
+                    s.ghost.rollback_missed = true;
                 }
-                client.trusted = Some(id);
-                client.accepted.insert(&self.fixture, id);
-                s.last = Some(match status {
-                    ConsistencyStatus::Proven { .. } => Event::AdvancedWithProof,
-                    _ => Event::Advanced,
-                });
+                s.last = Some(if with_proof { Event::AdvancedWithProof } else { Event::Advanced });
             }
-            Err(e) => {
+            Err(Refusal::NoProof) => s.last = Some(Event::ProofMissing),
+            Err(Refusal::Verify(e)) => {
                 let honest = trusted.is_some_and(|t| self.fixture.consistent(t, id))
                     && proof_branch.is_none_or(|b| self.fixture.made_in(b, id));
-                if e.is_evidence() && honest {
+                if e.is_fork() && honest {
                     s.ghost.false_alarm = true;
                 }
                 s.last = Some(Event::refused(&e));
             }
+        }
+        self.record(s, c, from);
+    }
+
+    /// Records what client `c` now trusts, for the properties.
+    fn record(&self, s: &mut CheckpointState, c: usize, size_before: u8) {
+        let client = &mut s.clients[c];
+        if client.trusted_size(&self.fixture) < size_before {
+            s.ghost.rollback = true;
+        }
+        if let Some(id) = client.trusted_id(&self.fixture) {
+            client.accepted.insert(&self.fixture, id);
         }
     }
 
@@ -134,41 +182,56 @@ impl CheckpointModel {
         to: usize,
         proof_branch: Option<Branch>,
     ) {
-        let (Some(theirs_id), Some(mine_id)) = (s.clients[from].trusted, s.clients[to].trusted)
+        let (Some(theirs_id), Some(mine_id)) =
+            (s.clients[from].trusted_id(&self.fixture), s.clients[to].trusted_id(&self.fixture))
         else {
             return;
         };
-        let theirs = match self.verify_signed(theirs_id) {
+        let theirs = match self.verify(theirs_id) {
             Ok(c) => c,
             Err(e) => {
                 s.last = Some(Event::refused(&e));
                 return;
             }
         };
-        let mine = self.fixture.checkpoint(mine_id);
         let (ms, ts) = (self.fixture.size(mine_id), self.fixture.size(theirs_id));
-        let proof = proof_branch.map(|b| self.fixture.proof(b, ms.min(ts), ms.max(ts)));
-        let comparison = match (self.config.bug, tracker::compare(mine, &theirs, proof)) {
-            (Some(ClientBug::TrustPeerWithoutProof), Comparison::Unproven(_)) => {
-                let newer = if ts >= ms { theirs.clone() } else { mine.clone() };
-                Comparison::Consistent { newer }
-            }
-            (_, c) => c,
-        };
+        let state = &mut s.clients[to].trusted;
+        let mut proof = None;
+        let mut comparison = state.compare(&theirs, None);
+        if let Comparison::NeedsProof { from, to } = comparison {
+            // The client asks the log for the proof between the two sizes.
+            proof = proof_branch.map(|b| self.fixture.proof(b, small(from), small(to)));
+            comparison = state.compare(&theirs, proof);
+        }
         let truth = self.fixture.consistent(mine_id, theirs_id);
-        let client = &mut s.clients[to];
+        let trust_peer = self.config.bug == Some(ClientBug::TrustPeerWithoutProof);
         match comparison {
-            Comparison::Consistent { .. } => {
+            Comparison::Consistent => {
+                if !truth {
+                    s.ghost.fork_missed = true;
+                }
+                s.last = Some(Event::ComparedConsistent);
+                if ts > ms {
+                    // Theirs extends mine: the client takes it as it takes a read's checkpoint,
+                    // with the log's proof.
+                    match self.observe(state, &theirs, proof_branch) {
+                        Ok(_) => {}
+                        Err(Refusal::NoProof) => s.last = Some(Event::ProofMissing),
+                        Err(Refusal::Verify(e)) => s.last = Some(Event::refused(&e)),
+                    }
+                }
+            }
+            Comparison::NeedsProof { .. } if trust_peer => {
+                // The broken variant takes the peer's larger checkpoint without a proof.
                 if !truth {
                     s.ghost.fork_missed = true;
                 }
                 if ts > ms {
-                    client.trusted = Some(theirs_id);
-                    client.accepted.insert(&self.fixture, theirs_id);
+                    state.insert(theirs);
                 }
                 s.last = Some(Event::ComparedConsistent);
             }
-            Comparison::Evidence(_) => {
+            Comparison::Fork(_) => {
                 let newer = if ts >= ms { theirs_id } else { mine_id };
                 if truth && proof_branch.is_none_or(|b| self.fixture.made_in(b, newer)) {
                     s.ghost.false_alarm = true;
@@ -179,13 +242,14 @@ impl CheckpointModel {
                     Event::ForkDetectedByComparing
                 });
             }
-            Comparison::Unproven(_) => {
+            Comparison::NeedsProof { .. } | Comparison::Untracked => {
                 if !truth && (proof.is_some() || ms == ts) {
                     s.ghost.fork_missed = true;
                 }
                 s.last = Some(Event::ComparedUnproven);
             }
         }
+        self.record(s, to, ms);
     }
 }
 
@@ -204,11 +268,16 @@ impl Model for CheckpointModel {
     fn actions(&self, s: &CheckpointState, actions: &mut Vec<CheckpointAction>) {
         let served = self.served();
         for (c, client) in (0u8..).zip(&s.clients) {
-            let from = client.trusted.map_or(0, |t| self.fixture.size(t));
+            let from = client.trusted_size(&self.fixture);
             for id in &served {
                 let to = self.fixture.size(*id);
+                // A proof is asked for only between log checkpoints, and for an older one only
+                // by a client that allows older trees.
+                let kept = client.trusted.get(self.fixture.origin()).is_some();
                 let choices = match id {
-                    CheckpointId::Log { .. } => self.proof_choices(from, to),
+                    CheckpointId::Log { .. } if kept && (to > from || self.allow_older()) => {
+                        self.proof_choices(from.min(to), from.max(to))
+                    }
                     _ => vec![None],
                 };
                 for proof in choices {
@@ -218,11 +287,13 @@ impl Model for CheckpointModel {
         }
         for (from, a) in (0u8..).zip(&s.clients) {
             for (to, b) in (0u8..).zip(&s.clients) {
-                let (Some(x), Some(y)) = (a.trusted, b.trusted) else { continue };
-                if from == to {
+                if from == to || a.trusted_id(&self.fixture).is_none() {
                     continue;
                 }
-                let (sx, sy) = (self.fixture.size(x), self.fixture.size(y));
+                let (sx, sy) = (a.trusted_size(&self.fixture), b.trusted_size(&self.fixture));
+                if b.trusted_id(&self.fixture).is_none() {
+                    continue;
+                }
                 for proof in self.proof_choices(sx.min(sy), sx.max(sy)) {
                     actions.push(CheckpointAction::Gossip { from, to, proof });
                 }
@@ -289,9 +360,11 @@ impl Model for CheckpointModel {
                     "a fork is shown to two clients",
                     |m: &CheckpointModel, s: &CheckpointState| {
                         s.clients.iter().any(|a| {
-                            s.clients.iter().any(|b| match (a.trusted, b.trusted) {
-                                (Some(x), Some(y)) => !m.fixture.consistent(x, y),
-                                _ => false,
+                            s.clients.iter().any(|b| {
+                                match (a.trusted_id(&m.fixture), b.trusted_id(&m.fixture)) {
+                                    (Some(x), Some(y)) => !m.fixture.consistent(x, y),
+                                    _ => false,
+                                }
                             })
                         })
                     },

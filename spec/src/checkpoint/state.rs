@@ -1,9 +1,10 @@
 //! The state and actions of the checkpoint model.
 
+use blockdb_client::TrustedState;
+use blockdb_client::VerifyError;
 use blockdb_verifier::ExtendError;
 
 use super::fixture::{Branch, CheckpointId, Fixture};
-use super::tracker::TrackError;
 
 /// What happened in the last step, for the `sometimes` properties (only the last one is kept,
 /// so that the history does not multiply the states).
@@ -19,7 +20,7 @@ pub enum Event {
     ForkRefused,
     /// A consistency proof that does not verify was refused.
     ForgedProofRefused,
-    /// A larger checkpoint came without a usable proof.
+    /// A checkpoint needed a consistency proof and the log gave none.
     ProofMissing,
     /// A checkpoint not signed under the policy was refused.
     UntrustedRefused,
@@ -34,14 +35,19 @@ pub enum Event {
 }
 
 impl Event {
-    pub(super) fn refused(e: &TrackError) -> Event {
+    /// The event of the client's error. The model raises [`VerifyError::Mismatch`] only for a
+    /// checkpoint of another origin, as `Client::observe` does.
+    pub(super) fn refused(e: &VerifyError) -> Event {
         match e {
-            TrackError::Untrusted(_) => Event::UntrustedRefused,
-            TrackError::WrongOrigin { .. } => Event::WrongOriginRefused,
-            TrackError::Rejected(ExtendError::Stale { .. }) => Event::StaleRefused,
-            TrackError::Rejected(ExtendError::Fork { .. }) => Event::ForkRefused,
-            TrackError::Rejected(ExtendError::Inconsistent { .. }) => Event::ForgedProofRefused,
-            TrackError::Rejected(_) => Event::ProofMissing,
+            VerifyError::Policy(_) => Event::UntrustedRefused,
+            VerifyError::Mismatch(_) => Event::WrongOriginRefused,
+            VerifyError::Rollback { .. } | VerifyError::Extend(ExtendError::Stale { .. }) => {
+                Event::StaleRefused
+            }
+            VerifyError::Extend(ExtendError::Fork { .. }) => Event::ForkRefused,
+            VerifyError::Extend(ExtendError::Inconsistent { .. })
+            | VerifyError::Consistency { .. } => Event::ForgedProofRefused,
+            _ => Event::ProofMissing,
         }
     }
 }
@@ -49,10 +55,24 @@ impl Event {
 /// A client.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ClientState {
-    /// The checkpoint it trusts.
-    pub trusted: Option<CheckpointId>,
+    /// Its trusted state: the client crate's own, moved only by the client crate's code.
+    pub trusted: TrustedState,
     /// What it ever trusted (history, for the properties).
     pub accepted: Accepted,
+}
+
+impl ClientState {
+    /// The checkpoint it trusts for the model's origin, by name.
+    pub fn trusted_id(&self, fixture: &Fixture) -> Option<CheckpointId> {
+        self.trusted.get(fixture.origin()).map(|c| fixture.id_of(c))
+    }
+
+    /// The size of the checkpoint it trusts (0 if none).
+    pub fn trusted_size(&self, fixture: &Fixture) -> u8 {
+        self.trusted
+            .get(fixture.origin())
+            .map_or(0, |c| u8::try_from(c.size.0).expect("the model's trees are small"))
+    }
 }
 
 /// What a client ever trusted, as much as the properties need. With two branches, a set of
@@ -107,8 +127,9 @@ pub struct CheckpointState {
 /// An action of the checkpoint model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CheckpointAction {
-    /// The log answers `client` with `checkpoint` and a consistency proof from the client's
-    /// trusted size, made in the tree of `proof` (`None`: no proof).
+    /// The log answers a linearizable read of `client` with `checkpoint`; if the client's
+    /// [`TrustedState::observe`] asks for a consistency proof, the log makes it in the tree of
+    /// `proof` (`None`: it refuses).
     Serve {
         /// The client.
         client: u8,
