@@ -568,6 +568,64 @@ impl Client {
         }
     }
 
+    /// Follows `shard`'s log from `from_log_index`: calls `on_entry` with each new leaf once it
+    /// is verified, in log order, until `on_entry` returns `false`. Each leaf the stream brings
+    /// is checked against the latest checkpoint through its own inclusion proof (one
+    /// [`Client::entry`] call per leaf, so a watcher follows at the log's pace, not a bulk
+    /// export's); a leaf that differs from the proven one is a verification error.
+    ///
+    /// # Errors
+    /// A [`VerifyError`] when a leaf or checkpoint does not verify; [`ClientError::Unavailable`]
+    /// when the stream ends.
+    pub async fn watch(
+        &self,
+        shard: ShardId,
+        from_log_index: u64,
+        on_entry: &mut (dyn FnMut(&VerifiedEntry) -> bool + Send),
+    ) -> Result<(), ClientError> {
+        self.origin(shard)?;
+        let req = pb::WatchRequest { shard: shard.0, from_log_index };
+        let mut stream = self.call(false, |mut c| async move { c.watch(req).await }).await?;
+        let mut next = from_log_index;
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let event = match stream.message().await {
+                Ok(Some(event)) => event,
+                Ok(None) => return Err(ClientError::Unavailable("the watch stream ended".into())),
+                Err(status) => return Err(to_error(status)),
+            };
+            match event.event {
+                Some(pb::watch_event::Event::Entry(e)) => {
+                    if e.shard != shard.0 || e.log_index != next + pending.len() as u64 {
+                        return Err(VerifyError::Mismatch(format!(
+                            "watch: entry {} where {} was next",
+                            e.log_index,
+                            next + pending.len() as u64
+                        ))
+                        .into());
+                    }
+                    pending.push(e.leaf);
+                }
+                Some(pb::watch_event::Event::Checkpoint(_)) => {
+                    for leaf in std::mem::take(&mut pending) {
+                        let proven = self.entry(shard, next).await?;
+                        if proven.leaf != leaf {
+                            return Err(VerifyError::Mismatch(format!(
+                                "watch: leaf {next} differs from the proven one"
+                            ))
+                            .into());
+                        }
+                        next += 1;
+                        if !on_entry(&proven) {
+                            return Ok(());
+                        }
+                    }
+                }
+                None => return Err(VerifyError::Malformed("an empty watch event".into()).into()),
+            }
+        }
+    }
+
     async fn verify_bundle(
         &self,
         shard: ShardId,

@@ -56,6 +56,8 @@ async fn the_tour_through_blockctl() {
         assert!(cp.contains("tree size: 2"), "{cp}");
         let proof = run(&["consistency", "1"]);
         assert!(proof.starts_with("consistency proof from 1 to 2 (1 hashes)"), "{proof}");
+        let watched = run(&["watch", "--from", "1", "--count", "1"]);
+        assert_eq!(watched, "shard 0 leaf 1: alice v2 (verified in tree of size 2)\n");
         let entry = run(&["entry", "0"]);
         assert_eq!(entry, "shard 0 leaf 0: alice v1 (verified in tree of size 2)\n");
         run(&["scan"])

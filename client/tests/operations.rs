@@ -102,3 +102,34 @@ async fn the_whole_log_streams_and_verifies() {
     }
     served.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_follows_new_entries_verified() {
+    let served = common::must_serve(1).await;
+    let client = Arc::new(served.client().await);
+    for i in 0..3u32 {
+        client.insert(format!("old{i}").as_bytes(), b"v").await.expect("insert");
+    }
+    // Entries written while the watcher follows arrive too, in order, each proven.
+    let writer = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move {
+            for i in 0..5u32 {
+                client.insert(format!("new{i}").as_bytes(), b"v").await.expect("insert");
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    client
+        .watch(ShardId(0), 1, &mut |e| {
+            seen.push((e.log_index.0, blockdb_verifier::Leaf::decode(&e.leaf).expect("leaf").key));
+            seen.len() < 7
+        })
+        .await
+        .expect("watch");
+    writer.await.expect("writer");
+    assert_eq!(seen.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (1..8).collect::<Vec<_>>());
+    assert_eq!(seen[0].1, b"old1");
+    assert!(seen[6].1.starts_with(b"new"));
+    served.stop().await;
+}

@@ -116,6 +116,17 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         shard: u32,
     },
+    /// Follow a shard's log: print each new entry once its inclusion proof verifies.
+    Watch {
+        #[arg(long, default_value_t = 0)]
+        shard: u32,
+        /// First log index to show.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Stop after this many entries (default: follow until interrupted).
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// Export a shard's whole log, verified, to a file `blockdb-verify audit` checks offline.
     Export {
         #[arg(long, default_value_t = 0)]
@@ -348,6 +359,41 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             Ok(())
         }
         Cmd::Export { shard, out } => export(cli, ShardId(*shard), out).await,
+        Cmd::Watch { shard, from, count } => {
+            let c = connect(cli).await?;
+            let mut left = *count;
+            let mut failure = None;
+            c.watch(ShardId(*shard), *from, &mut |e| {
+                match blockdb_verifier::Leaf::decode(&e.leaf) {
+                    Ok(leaf) if cli.json => println!(
+                        "{}",
+                        json!({"shard": e.shard.0, "log_index": e.log_index.0, "key": show_bytes(cli, &leaf.key),
+                               "version": leaf.version, "tree_size": e.checkpoint.size.0, "verified": true})
+                    ),
+                    Ok(leaf) => println!(
+                        "shard {} leaf {}: {} v{} (verified in tree of size {})",
+                        e.shard.0,
+                        e.log_index.0,
+                        show_bytes(cli, &leaf.key),
+                        leaf.version,
+                        e.checkpoint.size.0
+                    ),
+                    Err(err) => {
+                        failure = Some(err.to_string());
+                        return false;
+                    }
+                }
+                left = left.map(|n| n.saturating_sub(1));
+                left != Some(0)
+            })
+            .await?;
+            match failure {
+                Some(f) => {
+                    Err(ClientError::Verification(blockdb_client::VerifyError::Malformed(f)).into())
+                }
+                None => Ok(()),
+            }
+        }
         Cmd::Checkpoint { shard } => {
             let c = connect(cli).await?;
             print_checkpoint(cli, &c.checkpoint(ShardId(*shard)).await?);
