@@ -196,31 +196,15 @@ impl Shard {
         commit_time_ms: u64,
         commands: &[Command],
     ) -> Result<Vec<Outcome>, ShardError> {
-        self.apply_batch(engine, raft_index, commit_time_ms, commands, WriteBatch::new(), true)
-    }
-
-    /// As [`Shard::apply`], writing the shard's changes together with what the caller already
-    /// put in `batch` (the state machine's own metadata), synced to disk only if `sync`: when the
-    /// entry is durable in the Raft log, a crash before the next fsync only makes Raft replay it.
-    ///
-    /// # Errors
-    /// As [`Shard::apply`].
-    pub fn apply_batch(
-        &mut self,
-        engine: &Engine,
-        raft_index: u64,
-        commit_time_ms: u64,
-        commands: &[Command],
-        batch: WriteBatch,
-        sync: bool,
-    ) -> Result<Vec<Outcome>, ShardError> {
         let entry = EntryInput { raft_index, commit_time_ms, commands };
-        let mut out = self.apply_entries(engine, &[entry], batch, sync)?;
+        let mut out = self.apply_entries(engine, &[entry], WriteBatch::new(), true)?;
         Ok(out.pop().unwrap_or_default())
     }
 
     /// Applies several Raft entries, in order, in one atomic write (with what the caller put in
-    /// `batch`); each entry's records form one block. Entries at or below the applied index are
+    /// `batch`, such as the state machine's own metadata), synced to disk only if `sync` — when
+    /// the entries are durable in the Raft log, a crash before the next fsync only makes Raft
+    /// replay them; each entry's records form one block. Entries at or below the applied index are
     /// skipped and get no outcomes.
     ///
     /// # Errors

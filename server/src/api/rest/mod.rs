@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -158,9 +158,4 @@ async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) ->
     };
     metrics.observe(labels, start.elapsed());
     response
-}
-
-/// The status every [`ErrorCode`] has over REST.
-pub fn status_of(code: ErrorCode) -> StatusCode {
-    error::status_of(code)
 }
