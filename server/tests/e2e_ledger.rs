@@ -53,7 +53,7 @@ fn every_read_is_proven_against_the_node_key() {
 
     // Phase 1: records, each version, proven.
     must_fill(&server);
-    let (size, root) = server.checkpoint(0);
+    let (size, _) = server.checkpoint(0);
     assert_eq!(size, 40 + 3 * 14);
     for i in 0..40u32 {
         let key = format!("key-{i:02}");
@@ -100,7 +100,6 @@ fn every_read_is_proven_against_the_node_key() {
     assert!(bundle.consistency_proof.is_some());
     blockdb_verifier::verify_bundle(&bundle, &server.policy(), Some(&old)).expect("consistent");
     assert_eq!(bundle.checkpoint.checkpoint().size, TreeSize(size + 5));
-    let _ = root;
 
     // Phase 4: an entry by log index, with its proof.
     let (s, body) = server.get("/v1/shards/0/entries/7?known_size=3");
