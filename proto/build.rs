@@ -1,4 +1,5 @@
-//! Compiles `blockdb/v1/ledger.proto` into Rust with protox (a protobuf compiler in pure Rust, so
+//! Compiles `blockdb/v1/ledger.proto` (the client API) and `blockdb/peer/v1/peer.proto` (the
+//! nodes' peer protocol) into Rust with protox (a protobuf compiler in pure Rust, so
 //! no `protoc` is needed) and tonic-prost-build (messages, client and server), and writes the
 //! encoded file descriptor set to `OUT_DIR` for the server's gRPC reflection service.
 
@@ -7,7 +8,7 @@ use std::path::PathBuf;
 /// The directory the import paths of the `.proto` files are relative to.
 const PROTO_ROOT: &str = ".";
 /// The `.proto` files to compile, relative to [`PROTO_ROOT`].
-const PROTOS: &[&str] = &["blockdb/v1/ledger.proto"];
+const PROTOS: &[&str] = &["blockdb/v1/ledger.proto", "blockdb/peer/v1/peer.proto"];
 /// The file in `OUT_DIR` that `FILE_DESCRIPTOR_SET` includes; `src/lib.rs` names it too.
 const DESCRIPTOR_FILE: &str = "blockdb_v1_descriptor.bin";
 

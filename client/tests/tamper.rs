@@ -154,6 +154,24 @@ impl Ledger for Tamper {
     ) -> Result<Response<pb::NodeInfoResponse>, Status> {
         self.upstream.clone().node_info(r.into_inner()).await
     }
+    async fn cluster_status(
+        &self,
+        r: Request<pb::ClusterStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        self.upstream.clone().cluster_status(r.into_inner()).await
+    }
+    async fn add_member(
+        &self,
+        r: Request<pb::AddMemberRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.upstream.clone().add_member(r.into_inner()).await
+    }
+    async fn remove_member(
+        &self,
+        r: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.upstream.clone().remove_member(r.into_inner()).await
+    }
 }
 
 async fn must_proxy(served: &common::Served, mode: Arc<Mutex<Mode>>) -> SocketAddr {

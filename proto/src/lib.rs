@@ -32,6 +32,15 @@ pub mod v1 {
     tonic::include_proto!("blockdb.v1");
 }
 
+/// Package `blockdb.peer.v1`: the protocol between the nodes of a cluster (Raft messages,
+/// forwarded writes, read indexes, status). Not a client API.
+pub mod peer {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("blockdb.peer.v1");
+    }
+}
+
 /// The encoded `google.protobuf.FileDescriptorSet` of `blockdb/v1/ledger.proto`, with its
 /// comments, for the gRPC reflection service: tonic-reflection's `v1` and `v1alpha` builders both
 /// take it through `register_encoded_file_descriptor_set`.

@@ -31,6 +31,9 @@ const RPCS: &[(&str, &str, &str, bool)] = &[
     ("GetBlock", "GetBlockRequest", "BlockResponse", false),
     ("Watch", "WatchRequest", "WatchEvent", true),
     ("NodeInfo", "NodeInfoRequest", "NodeInfoResponse", false),
+    ("ClusterStatus", "ClusterStatusRequest", "ClusterStatusResponse", false),
+    ("AddMember", "AddMemberRequest", "MembershipResponse", false),
+    ("RemoveMember", "RemoveMemberRequest", "MembershipResponse", false),
 ];
 
 // Field numbers of descriptor.proto, for paths into `SourceCodeInfo`.

@@ -13,14 +13,24 @@
 //! write_timeout_ms = 10000
 //! log_format = "text"   # or "json"
 //! log_level = "info,openraft=warn"   # a tracing filter
+//! # A node of a cluster (see the README's cluster section):
+//! node_id = 1
+//! peer_listen = "127.0.0.1:7071"
+//! peers = "1=127.0.0.1:7071,2=127.0.0.1:7073,3=127.0.0.1:7075"   # or: join = "127.0.0.1:7071"
+//! cluster_token = "blockdb"
+//! heartbeat_ms = 100
+//! election_timeout_ms = 400
+//! snapshot_entries = 20000
 //! ```
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::node::NodeConfig;
+use crate::raft::NodeId;
 
 /// The log filter unless configured: openraft reports every election at `info`, which is noise
 /// on a single node.
@@ -38,7 +48,7 @@ pub struct ServeArgs {
     /// Client address: REST, gRPC and tlog-tiles on one port [default: 127.0.0.1:7070].
     #[arg(long, env = "BLOCKDB_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// The node's name in its verifier key [default: blockdb-node-1].
+    /// The node's name in its verifier key [default: blockdb-node-ID, with this node's id].
     #[arg(long, env = "BLOCKDB_NODE_NAME")]
     pub node_name: Option<String>,
     /// Shards of a new data directory (an existing one keeps its own) [default: 1].
@@ -62,6 +72,34 @@ pub struct ServeArgs {
     /// Log filter, as tracing's EnvFilter reads it [default: info,openraft=warn].
     #[arg(long, env = "BLOCKDB_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// This node's id in its cluster, from 1 [default: 1].
+    #[arg(long, env = "BLOCKDB_NODE_ID")]
+    pub node_id: Option<NodeId>,
+    /// Peer address: Raft and forwarded requests from the other nodes [default: this node's
+    /// address in --peers; none for a node alone].
+    #[arg(long, env = "BLOCKDB_PEER_LISTEN")]
+    pub peer_listen: Option<SocketAddr>,
+    /// Members of a new cluster, the same list on every node: `ID=HOST:PORT,...` with each
+    /// node's peer address. Used only when the data directory is new.
+    #[arg(long, env = "BLOCKDB_PEERS")]
+    pub peers: Option<String>,
+    /// Join an existing cluster through a member's peer address; the cluster then adds this node
+    /// (`blockctl cluster add`). Used only when the data directory is new.
+    #[arg(long, env = "BLOCKDB_JOIN")]
+    pub join: Option<String>,
+    /// Mixed into a new cluster's id, so that clusters made from the same --peers differ
+    /// [default: blockdb].
+    #[arg(long, env = "BLOCKDB_CLUSTER_TOKEN")]
+    pub cluster_token: Option<String>,
+    /// Raft heartbeat interval, in milliseconds [default: 100].
+    #[arg(long, env = "BLOCKDB_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// Shortest Raft election timeout, in milliseconds; the longest is twice this [default: 400].
+    #[arg(long, env = "BLOCKDB_ELECTION_TIMEOUT_MS")]
+    pub election_timeout_ms: Option<u64>,
+    /// Applied Raft entries between snapshots; the log is purged behind each [default: 20000].
+    #[arg(long, env = "BLOCKDB_SNAPSHOT_ENTRIES")]
+    pub snapshot_entries: Option<u64>,
 }
 
 /// How logs are written.
@@ -88,6 +126,14 @@ struct FileConfig {
     write_timeout_ms: Option<u64>,
     log_format: Option<LogFormat>,
     log_level: Option<String>,
+    node_id: Option<NodeId>,
+    peer_listen: Option<SocketAddr>,
+    peers: Option<String>,
+    join: Option<String>,
+    cluster_token: Option<String>,
+    heartbeat_ms: Option<u64>,
+    election_timeout_ms: Option<u64>,
+    snapshot_entries: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -97,6 +143,8 @@ pub struct ServeConfig {
     pub node: NodeConfig,
     /// The client address.
     pub listen: SocketAddr,
+    /// Where the peer service listens, if anywhere.
+    pub peer_listen: Option<SocketAddr>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -140,9 +188,6 @@ impl ServeConfig {
         };
         let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| "./blockdb-data".into());
         let mut node = NodeConfig::new(data_dir);
-        if let Some(v) = args.node_name.or(file.node_name) {
-            node.node_name = v;
-        }
         node.shards = args.shards.or(file.shards);
         if let Some(v) = args.key_len_max.or(file.key_len_max) {
             node.key_len_max = v;
@@ -156,11 +201,49 @@ impl ServeConfig {
         if let Some(v) = args.write_timeout_ms.or(file.write_timeout_ms) {
             node.write_timeout_ms = v;
         }
+        if let Some(v) = args.node_id.or(file.node_id) {
+            node.node_id = v;
+        }
+        node.node_name = args
+            .node_name
+            .or(file.node_name)
+            .unwrap_or_else(|| format!("blockdb-node-{}", node.node_id));
+        if let Some(v) = args.peers.or(file.peers) {
+            node.initial_members = parse_peers(&v)?;
+        }
+        node.join = args.join.or(file.join);
+        if let Some(v) = args.cluster_token.or(file.cluster_token) {
+            node.cluster_token = v;
+        }
+        if let Some(v) = args.heartbeat_ms.or(file.heartbeat_ms) {
+            node.raft.heartbeat_ms = v;
+        }
+        if let Some(v) = args.election_timeout_ms.or(file.election_timeout_ms) {
+            node.raft.election_timeout_ms = v;
+        }
+        if let Some(v) = args.snapshot_entries.or(file.snapshot_entries) {
+            node.raft.snapshot_entries = v;
+        }
         check(&node)?;
         let listen = args.listen.or(file.listen).unwrap_or_else(|| ([127, 0, 0, 1], 7070).into());
+        let mut peer_listen = args.peer_listen.or(file.peer_listen);
+        if peer_listen.is_none()
+            && let Some(mine) = node.initial_members.get(&node.node_id)
+        {
+            peer_listen = Some(mine.parse().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "this node's peer address {mine} in --peers is not an IP address and port; \
+                     give --peer-listen"
+                ))
+            })?);
+        }
+        if node.join.is_some() && peer_listen.is_none() {
+            return Err(ConfigError::Invalid("--join needs --peer-listen".into()));
+        }
         Ok(ServeConfig {
             node,
             listen,
+            peer_listen,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             log_level: args
                 .log_level
@@ -168,6 +251,35 @@ impl ServeConfig {
                 .unwrap_or_else(|| DEFAULT_LOG_LEVEL.into()),
         })
     }
+}
+
+/// Parses `ID=HOST:PORT,...`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the bad item.
+pub fn parse_peers(text: &str) -> Result<BTreeMap<NodeId, String>, ConfigError> {
+    let bad = |m: String| ConfigError::Invalid(format!("--peers: {m}"));
+    let mut out = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) =
+            item.split_once('=').ok_or_else(|| bad(format!("{item:?} is not ID=HOST:PORT")))?;
+        let id: NodeId =
+            id.trim().parse().map_err(|_| bad(format!("{id:?} in {item:?} is not a node id")))?;
+        if id == 0 {
+            return Err(bad("node ids start at 1".into()));
+        }
+        let addr = addr.trim();
+        if crate::raft::network::endpoint(addr).is_err() {
+            return Err(bad(format!("{addr:?} of node {id} is not HOST:PORT")));
+        }
+        if out.insert(id, addr.to_owned()).is_some() {
+            return Err(bad(format!("node {id} is listed twice")));
+        }
+    }
+    if out.is_empty() {
+        return Err(bad("no members".into()));
+    }
+    Ok(out)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -201,6 +313,29 @@ fn check(node: &NodeConfig) -> Result<(), ConfigError> {
     }
     if node.write_timeout_ms == 0 {
         return bad("write_timeout_ms must be positive".into());
+    }
+    if node.node_id == 0 {
+        return bad("node_id must be 1 or more".into());
+    }
+    if !node.initial_members.is_empty() && !node.initial_members.contains_key(&node.node_id) {
+        return bad(format!("node {} is not in --peers", node.node_id));
+    }
+    if !node.initial_members.is_empty() && node.join.is_some() {
+        return bad("give --peers (a new cluster) or --join (an existing one), not both".into());
+    }
+    let r = node.raft;
+    if !(10..=60_000).contains(&r.heartbeat_ms) {
+        return bad(format!("heartbeat_ms must be 10 to 60000, not {}", r.heartbeat_ms));
+    }
+    if r.election_timeout_ms < 2 * r.heartbeat_ms || r.election_timeout_ms > 600_000 {
+        return bad(format!(
+            "election_timeout_ms must be at least twice heartbeat_ms ({}) and at most 600000, \
+             not {}",
+            r.heartbeat_ms, r.election_timeout_ms
+        ));
+    }
+    if r.snapshot_entries == 0 {
+        return bad("snapshot_entries must be positive".into());
     }
     Ok(())
 }
@@ -242,5 +377,44 @@ mod tests {
         assert!(matches!(ServeConfig::resolve(args), Err(ConfigError::Invalid(_))));
         let args = ServeArgs { key_len_max: Some(1 << 20), ..ServeArgs::default() };
         assert!(matches!(ServeConfig::resolve(args), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_member_list_parses_and_bad_ones_say_why() {
+        let m = parse_peers("1=127.0.0.1:7071, 2=127.0.0.1:7073,3=node-3:7075").unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[&3], "node-3:7075");
+        for (bad, says) in [
+            ("", "no members"),
+            ("1=127.0.0.1:7071,1=127.0.0.1:7073", "listed twice"),
+            ("0=127.0.0.1:7071", "start at 1"),
+            ("x=127.0.0.1:7071", "not a node id"),
+            ("1=127.0.0.1", "not HOST:PORT"),
+            ("127.0.0.1:7071", "not ID=HOST:PORT"),
+        ] {
+            let e = parse_peers(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+        // This node must be in the list; its peer address comes from it.
+        let args = ServeArgs {
+            node_id: Some(4),
+            peers: Some("1=127.0.0.1:7071,2=127.0.0.1:7073".into()),
+            ..ServeArgs::default()
+        };
+        let e = ServeConfig::resolve(args).unwrap_err().to_string();
+        assert!(e.contains("node 4 is not in --peers"), "{e}");
+        let args = ServeArgs {
+            node_id: Some(2),
+            peers: Some("1=127.0.0.1:7071,2=127.0.0.1:7073".into()),
+            ..ServeArgs::default()
+        };
+        let c = ServeConfig::resolve(args).unwrap();
+        assert_eq!(c.peer_listen, Some("127.0.0.1:7073".parse().unwrap()));
+        let args = ServeArgs {
+            election_timeout_ms: Some(150),
+            heartbeat_ms: Some(100),
+            ..ServeArgs::default()
+        };
+        assert!(ServeConfig::resolve(args).unwrap_err().to_string().contains("twice"));
     }
 }

@@ -38,6 +38,28 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code.
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::KeyTooLarge,
+        ErrorCode::ValueTooLarge,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::NotFound,
+        ErrorCode::AlreadyExists,
+        ErrorCode::VersionMismatch,
+        ErrorCode::OutOfRange,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::NotLeader,
+        ErrorCode::Unavailable,
+        ErrorCode::Timeout,
+        ErrorCode::Internal,
+    ];
+
+    /// The code named `name` ([`ErrorCode::as_str`]).
+    pub fn from_name(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     /// The code's name, as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -55,6 +55,13 @@ fn main() -> ExitCode {
                 "blockdb listening on http://{addr} (REST /v1, gRPC, tlog-tiles /tlog/<shard>)"
             );
             println!("data directory: {}", config.node.data_dir.display());
+            println!(
+                "node {} of cluster {} ({} shards); peer address: {}",
+                node.id(),
+                node.cluster_id(),
+                node.shard_count(),
+                node.config().peer_addr.as_deref().unwrap_or("none")
+            );
             println!("verifier key: {}", node.verifier_key());
             println!("API docs: http://{addr}/docs");
         },

@@ -25,6 +25,14 @@ pub enum ServeError {
     /// The node did not start.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// The peer address could not be bound.
+    #[error("peer address {addr}: {source}")]
+    PeerListen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The client address could not be bound or served.
     #[error("client address {addr}: {source}")]
     Listen {
@@ -45,13 +53,54 @@ pub async fn serve(
     on_ready: impl FnOnce(SocketAddr, &Node),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let node = Arc::new(Node::start(config.node.clone()).await?);
+    // Both addresses are bound before the node starts, so that the node knows them (and a port
+    // 0 is resolved) and so that peers' first messages wait in the backlog, not bounce.
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let addr = listener
         .local_addr()
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let mut node_config = config.node.clone();
+    node_config.api_addr = Some(addr.to_string());
+    let peer_listener = match config.peer_listen {
+        None => None,
+        Some(peer) => {
+            let l = TcpListener::bind(peer)
+                .await
+                .map_err(|source| ServeError::PeerListen { addr: peer, source })?;
+            let bound =
+                l.local_addr().map_err(|source| ServeError::PeerListen { addr: peer, source })?;
+            // A member list names this node's peer address as the others dial it.
+            let advertised = node_config
+                .initial_members
+                .get(&node_config.node_id)
+                .cloned()
+                .unwrap_or_else(|| bound.to_string());
+            node_config.peer_addr = Some(advertised);
+            Some((l, bound))
+        }
+    };
+    let node = Arc::new(Node::start(node_config).await?);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    if let Some((peer_listener, bound)) = peer_listener {
+        let mut peer_stop = stopping.clone();
+        let service = crate::node::peer_service::service(Arc::clone(&node));
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(peer_listener);
+        tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = peer_stop.wait_for(|&s| s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(addr = %bound, error = %e, "the peer service stopped");
+            }
+        });
+        tracing::info!(addr = %bound, "serving peers");
+    }
     let metrics = Arc::new(Metrics::new());
     let grpc = api::grpc::router(Arc::clone(&node));
     let app = api::rest::router(Arc::clone(&node), metrics, grpc);
@@ -59,7 +108,6 @@ pub async fn serve(
     tracing::info!(%addr, "serving REST, gRPC and tlog-tiles");
     // Graceful shutdown waits for open connections; a watch stream never ends by itself, so the
     // wait is bounded.
-    let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         stop.send_replace(true);

@@ -63,6 +63,7 @@ pub async fn must_serve_with(shards: u32, storage: Options) -> Served {
     let config = ServeConfig {
         node,
         listen: ([127, 0, 0, 1], 0).into(),
+        peer_listen: None,
         log_format: LogFormat::Text,
         log_level: "warn".into(),
     };

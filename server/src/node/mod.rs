@@ -1,17 +1,33 @@
 //! A BlockDB node: the storage engine, the node's key, and one Raft group per shard, with the
 //! operations the APIs expose. The REST and gRPC layers are adapters over [`Node`].
 //!
-//! Writes go through the shard's proposer into Raft and return once the entry is fsynced and
-//! applied. Reads pick a [`ShardView`] — after a linearizable read barrier by default — and
-//! answer from it with proofs against its signed checkpoint.
+//! Every node hosts every shard. Writes go to the shard's leader: through the local proposer
+//! when this node leads, otherwise forwarded over the peer network to the leader, which
+//! proposes them and answers with the outcome ([`cluster`]). A write returns once its entry is
+//! fsynced on a majority of the shard's voters and applied. Reads pick a [`ShardView`] — after a
+//! linearizable read barrier by default (on a follower: the leader's read index, then a wait
+//! until this replica has applied that far) — and answer from it with proofs against its signed
+//! checkpoint.
+//!
+//! A cluster is created in one of three ways, recorded in the data directory's `cluster.json`
+//! the first time the node starts:
+//! - alone (no `initial_members`, no `join`): a random cluster id, this node the only member;
+//! - bootstrapped (`initial_members`, the same list on every node): the cluster id is derived
+//!   from the list, the shard count and the cluster token, so every node computes the same id
+//!   without talking, and a node given a different list finds a different id and is refused
+//!   by its peers; every node proposes the same initial membership, which is safe;
+//! - joined (`join`: the peer address of a member): the node asks the member for the cluster's
+//!   identity and waits, uninitialized, until the cluster adds it ([`Node::add_member`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, Config, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use blockdb_verifier::{ShardId, VerifierKey};
@@ -20,12 +36,15 @@ use crate::error::{ErrorCode, RequestError};
 use crate::ledger::node_key::os_random_seed;
 use crate::ledger::{Command, NodeKey, ShardView};
 use crate::raft::log_store::LogStore;
-use crate::raft::network::NoPeers;
+use crate::raft::network::{Peers, ShardNetwork};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{NodeId, Raft};
 use crate::storage::{Engine, Options};
 
+pub mod cluster;
+pub mod peer_service;
 pub mod proposer;
+pub mod status;
 
 pub use proposer::WriteResult;
 use proposer::{BatchLimits, Pending};
@@ -50,6 +69,42 @@ pub struct NodeConfig {
     pub write_timeout_ms: u64,
     /// The storage engine's options.
     pub storage: Options,
+    /// This node's id in its cluster (not 0).
+    pub node_id: NodeId,
+    /// The address the other nodes reach this node's peer service at (`host:port`); `None`
+    /// for a node without one, which can only ever be a cluster of one.
+    pub peer_addr: Option<String>,
+    /// The client address (REST and gRPC) this node reports in the cluster status.
+    pub api_addr: Option<String>,
+    /// The members of a new cluster, by node id: peer addresses, this node among them. Empty
+    /// for a node alone or joining. Used only when the data directory is new.
+    pub initial_members: BTreeMap<NodeId, String>,
+    /// A member's peer address, for a node joining an existing cluster. Used only when the data
+    /// directory is new.
+    pub join: Option<String>,
+    /// Mixed into the id of a bootstrapped cluster, so that two clusters created from the same
+    /// member list (say, one torn down and made again) have different ids.
+    pub cluster_token: String,
+    /// Raft timing and snapshot settings.
+    pub raft: RaftSettings,
+}
+
+/// Raft timing and snapshot settings of every shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftSettings {
+    /// How often a leader sends heartbeats, in milliseconds.
+    pub heartbeat_ms: u64,
+    /// The shortest election timeout, in milliseconds; a follower that hears nothing from a
+    /// leader for a random time between this and twice this starts an election.
+    pub election_timeout_ms: u64,
+    /// Applied entries after which a shard takes a snapshot and purges its log behind it.
+    pub snapshot_entries: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> RaftSettings {
+        RaftSettings { heartbeat_ms: 100, election_timeout_ms: 400, snapshot_entries: 20_000 }
+    }
 }
 
 impl NodeConfig {
@@ -64,9 +119,19 @@ impl NodeConfig {
             batch_records_max: 256,
             write_timeout_ms: 10_000,
             storage: Options::default(),
+            node_id: 1,
+            peer_addr: None,
+            api_addr: None,
+            initial_members: BTreeMap::new(),
+            join: None,
+            cluster_token: DEFAULT_CLUSTER_TOKEN.into(),
+            raft: RaftSettings::default(),
         }
     }
 }
+
+/// The cluster token of a bootstrapped cluster unless one is given.
+pub const DEFAULT_CLUSTER_TOKEN: &str = "blockdb";
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +172,17 @@ pub enum StartError {
         /// What failed.
         reason: String,
     },
+    /// The configuration cannot make a cluster (a member list without this node, ...).
+    #[error("{0}")]
+    Config(String),
+    /// The cluster to join could not be asked for its identity.
+    #[error("cannot join through {addr}: {reason}")]
+    Join {
+        /// The member's peer address.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// The identity of the cluster a data directory belongs to, fixed when it is created.
@@ -135,6 +211,17 @@ struct ShardHandle {
     raft: Raft,
     views: watch::Receiver<Arc<ShardView>>,
     queue: mpsc::Sender<Pending>,
+    corruption: Arc<OnceLock<String>>,
+    contact: LeaderContact,
+}
+
+/// What a follower last heard from its leader: when, and the leader's commit index then.
+#[derive(Debug, Default)]
+struct LeaderContact {
+    /// Milliseconds since the node started, plus 1; 0: never.
+    at_ms: AtomicU64,
+    /// The leader's commit index plus 1; 0: none.
+    leader_commit: AtomicU64,
 }
 
 /// A running node.
@@ -145,6 +232,8 @@ pub struct Node {
     cluster_origin: String,
     shards: Vec<ShardHandle>,
     config: NodeConfig,
+    peers: Peers,
+    started: Instant,
 }
 
 impl std::fmt::Debug for Node {
@@ -166,7 +255,8 @@ impl Node {
             path: dir.clone(),
             source,
         })?;
-        let cluster = load_or_create_cluster(&dir.join("cluster.json"), config.shards)?;
+        check_members(&config)?;
+        let cluster = load_or_create_cluster(&dir.join("cluster.json"), &config).await?;
         let key_path = dir.join("node.key");
         let mut seed_error = None;
         let key = NodeKey::load_or_create(&key_path, &config.node_name, || {
@@ -183,11 +273,80 @@ impl Node {
         let key = Arc::new(key?);
         let engine = Arc::new(Engine::open(dir.join("store"), config.storage.clone())?);
         let cluster_origin = format!("blockdb.local/{}", cluster.cluster_id);
+        let peers = Peers::new(cluster.cluster_id.clone(), cluster.node_id);
         let mut shards = Vec::new();
         for s in 0..cluster.shards {
-            shards.push(start_shard(&engine, &cluster_origin, ShardId(s), &key, &config).await?);
+            let shard = ShardId(s);
+            let network = ShardNetwork::new(peers.clone(), shard);
+            shards
+                .push(start_shard(&engine, &cluster_origin, shard, &key, &config, network).await?);
         }
-        Ok(Node { engine, key, cluster, cluster_origin, shards, config })
+        let node = Node {
+            engine,
+            key,
+            cluster,
+            cluster_origin,
+            shards,
+            config,
+            peers,
+            started: Instant::now(),
+        };
+        node.initialize().await?;
+        Ok(node)
+    }
+
+    /// Proposes the first membership of every shard that has none: this node alone, or the
+    /// initial members. A joining node proposes nothing; the cluster adds it.
+    async fn initialize(&self) -> Result<(), StartError> {
+        let me = self.cluster.node_id;
+        let members: BTreeMap<NodeId, BasicNode> = if self.config.join.is_some() {
+            return Ok(());
+        } else if self.config.initial_members.is_empty() {
+            let addr = self.config.peer_addr.clone().unwrap_or_default();
+            BTreeMap::from([(me, BasicNode::new(addr))])
+        } else {
+            self.config
+                .initial_members
+                .iter()
+                .map(|(&id, addr)| (id, BasicNode::new(addr.clone())))
+                .collect()
+        };
+        for (s, h) in self.shards.iter().enumerate() {
+            let raft_err = |reason: String| StartError::Raft { shard: s as u32, reason };
+            if !h.raft.is_initialized().await.map_err(|e| raft_err(e.to_string()))? {
+                match h.raft.initialize(members.clone()).await {
+                    Ok(()) => {}
+                    // Another node's initial membership reached this one first: the same one.
+                    Err(openraft::error::RaftError::APIError(
+                        openraft::error::InitializeError::NotAllowed(_),
+                    )) => {}
+                    Err(e) => return Err(raft_err(e.to_string())),
+                }
+            }
+            if members.len() == 1 && members.contains_key(&me) {
+                h.raft
+                    .wait(Some(Duration::from_secs(30)))
+                    .current_leader(me, "this node leads its one-member group")
+                    .await
+                    .map_err(|e| raft_err(format!("no leader: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.cluster.node_id
+    }
+
+    /// The cluster id.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster.cluster_id
+    }
+
+    /// The connections to the other nodes.
+    pub fn peers(&self) -> &Peers {
+        &self.peers
     }
 
     /// The storage engine.
@@ -218,6 +377,18 @@ impl Node {
     /// The shard that holds `key`.
     pub fn shard_of(&self, key: &[u8]) -> ShardId {
         ShardId::for_key(key, self.cluster.shards).expect("a cluster file has 1 to 1024 shards")
+    }
+
+    /// Refuses requests for a shard whose replica on this node diverged.
+    fn healthy(&self, shard: ShardId) -> Result<&ShardHandle, RequestError> {
+        let h = self.handle(shard)?;
+        match h.corruption.get() {
+            None => Ok(h),
+            Some(reason) => Err(RequestError::new(
+                ErrorCode::Internal,
+                format!("this node stopped serving shard {}: {reason}", shard.0),
+            )),
+        }
     }
 
     fn handle(&self, shard: ShardId) -> Result<&ShardHandle, RequestError> {
@@ -284,7 +455,24 @@ impl Node {
         let key = match &command {
             Command::Insert { key, .. } | Command::Append { key, .. } => key,
         };
-        let handle = self.handle(self.shard_of(key))?;
+        let shard = self.shard_of(key);
+        self.healthy(shard)?;
+        let deadline = Instant::now() + Duration::from_millis(self.config.write_timeout_ms);
+        cluster::route_write(self, shard, command, deadline).await
+    }
+
+    /// Proposes `command` through this node's proposer of `shard`, which must lead it; a
+    /// `not_leader` answer means the command was not proposed.
+    ///
+    /// # Errors
+    /// As [`Node::append`].
+    pub async fn write_local(
+        &self,
+        shard: ShardId,
+        command: Command,
+        deadline: Instant,
+    ) -> Result<WriteResult, RequestError> {
+        let handle = self.healthy(shard)?;
         let (reply, rx) = oneshot::channel();
         handle.queue.try_send(Pending { command, reply }).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
@@ -294,8 +482,7 @@ impl Node {
                 RequestError::new(ErrorCode::Unavailable, "the node is shutting down")
             }
         })?;
-        let timeout = Duration::from_millis(self.config.write_timeout_ms);
-        match tokio::time::timeout(timeout, rx).await {
+        match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(RequestError::new(ErrorCode::Unavailable, "the shard stopped")),
             Err(_) => Err(RequestError::new(
@@ -314,21 +501,99 @@ impl Node {
         shard: ShardId,
         consistency: Consistency,
     ) -> Result<Arc<ShardView>, RequestError> {
-        let handle = self.handle(shard)?;
+        let handle = self.healthy(shard)?;
         if consistency == Consistency::Linearizable {
-            let read_index = handle.raft.ensure_linearizable().await.map_err(|e| {
-                RequestError::new(ErrorCode::Unavailable, format!("read barrier failed: {e}"))
-            })?;
-            let wanted = read_index.map_or(0, |l| l.index);
+            let deadline = Instant::now() + Duration::from_millis(self.config.write_timeout_ms);
+            let wanted = cluster::read_index(self, shard, deadline).await?;
             let mut views = handle.views.clone();
-            // ensure_linearizable waits for the apply; the view is published in the same apply
-            // call, so this wait ends at once unless a newer view is already in.
-            views
-                .wait_for(|v| v.applied_index() >= wanted)
+            // On the leader, ensure_linearizable waited for the apply, and the view is published
+            // in the same apply call; a follower may still be applying.
+            tokio::time::timeout_at(deadline.into(), views.wait_for(|v| v.applied_index() >= wanted))
                 .await
+                .map_err(|_| {
+                    RequestError::new(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "this replica of shard {} did not apply up to the read index {wanted}                              in time",
+                            shard.0
+                        ),
+                    )
+                })?
                 .map_err(|_| RequestError::new(ErrorCode::Unavailable, "the shard stopped"))?;
         }
         Ok(Arc::clone(&handle.views.borrow()))
+    }
+
+    /// The read index of `shard` if this node leads it: its commit index once a majority
+    /// confirmed its leadership.
+    ///
+    /// # Errors
+    /// `not_leader` when it does not lead; `unavailable`.
+    pub async fn leader_read_index(&self, shard: ShardId) -> Result<u64, RequestError> {
+        let handle = self.healthy(shard)?;
+        match handle.raft.ensure_linearizable().await {
+            Ok(read_log_id) => Ok(read_log_id.map_or(0, |l| l.index)),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::CheckIsLeaderError::ForwardToLeader(f),
+            )) => Err(RequestError::new(
+                ErrorCode::NotLeader,
+                format!("this node does not lead shard {}; leader: {:?}", shard.0, f.leader_id),
+            )),
+            Err(e) => Err(RequestError::new(
+                ErrorCode::Unavailable,
+                format!("read barrier of shard {} failed: {e}", shard.0),
+            )),
+        }
+    }
+
+    /// How far this replica of `shard` may be behind: for stale reads.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown shard.
+    pub fn staleness(&self, shard: ShardId) -> Result<Staleness, RequestError> {
+        let h = self.handle(shard)?;
+        let m = h.raft.metrics().borrow().clone();
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        if m.current_leader == Some(self.id()) {
+            return Ok(Staleness {
+                applied_index: applied,
+                behind: 0,
+                millis_since_leader: Some(0),
+            });
+        }
+        let (at, commit) = self.leader_contact(h);
+        Ok(Staleness {
+            applied_index: applied,
+            behind: commit.map_or(0, |c| c.saturating_sub(applied)),
+            millis_since_leader: at,
+        })
+    }
+
+    fn leader_contact(&self, h: &ShardHandle) -> (Option<u64>, Option<u64>) {
+        let at = h.contact.at_ms.load(Ordering::Relaxed);
+        let commit = h.contact.leader_commit.load(Ordering::Relaxed);
+        let now = self.started.elapsed().as_millis() as u64;
+        let at = (at > 0).then(|| now.saturating_sub(at - 1));
+        (at, commit.checked_sub(1))
+    }
+
+    /// Notes that `shard`'s leader was heard from, with its commit index.
+    pub(crate) fn heard_from_leader(&self, shard: ShardId, leader_commit: Option<u64>) {
+        if let Some(h) = self.shards.get(shard.0 as usize) {
+            let now = self.started.elapsed().as_millis() as u64 + 1;
+            h.contact.at_ms.store(now, Ordering::Relaxed);
+            if let Some(c) = leader_commit {
+                h.contact.leader_commit.fetch_max(c + 1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The Raft instance of `shard`.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown shard.
+    pub fn raft(&self, shard: ShardId) -> Result<&Raft, RequestError> {
+        Ok(&self.handle(shard)?.raft)
     }
 
     /// A receiver of `shard`'s views, one per applied batch.
@@ -353,12 +618,13 @@ impl Node {
         Ok(self.handle(shard)?.raft.metrics().borrow().clone())
     }
 
-    /// Whether every shard has a leader (this node) and can take writes.
+    /// Whether every shard has a leader, runs on this node and is not diverged: the node can
+    /// take writes and reads for every shard.
     pub fn is_ready(&self) -> bool {
         self.shards.iter().all(|h| {
             let m = h.raft.metrics();
             let m = m.borrow();
-            m.current_leader == Some(m.id) && m.running_state.is_ok()
+            m.current_leader.is_some() && m.running_state.is_ok() && h.corruption.get().is_none()
         })
     }
 
@@ -374,21 +640,39 @@ impl Node {
     }
 }
 
+/// How stale a replica's state may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staleness {
+    /// The last Raft index this replica applied.
+    pub applied_index: u64,
+    /// Entries the leader had committed, when it last spoke, that this replica has not applied
+    /// (0 on the leader).
+    pub behind: u64,
+    /// Milliseconds since this replica last heard from its leader (0 on the leader; `None`:
+    /// never, since it started).
+    pub millis_since_leader: Option<u64>,
+}
+
 async fn start_shard(
     engine: &Arc<Engine>,
     cluster_origin: &str,
     shard: ShardId,
     key: &Arc<NodeKey>,
     config: &NodeConfig,
+    network: ShardNetwork,
 ) -> Result<ShardHandle, StartError> {
     let raft_err = |reason: String| StartError::Raft { shard: shard.0, reason };
+    let settings = config.raft;
     let raft_config = Config {
         cluster_name: format!("{cluster_origin}/shard/{}", shard.0),
-        heartbeat_interval: 250,
-        election_timeout_min: 500,
-        election_timeout_max: 1000,
-        snapshot_policy: SnapshotPolicy::Never,
-        max_payload_entries: 64,
+        heartbeat_interval: settings.heartbeat_ms,
+        election_timeout_min: settings.election_timeout_ms,
+        election_timeout_max: settings.election_timeout_ms * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_entries),
+        max_in_snapshot_log_to_keep: settings.snapshot_entries.min(1000),
+        max_payload_entries: 32,
+        // Replication and heartbeat calls get a deadline of this many heartbeats.
+        install_snapshot_timeout: 10_000,
         ..Config::default()
     }
     .validate()
@@ -398,26 +682,82 @@ async fn start_shard(
         path: config.data_dir.clone(),
         source,
     })?;
-    let (sm, views) =
-        StateMachine::open(Arc::clone(engine), cluster_origin, shard, Arc::clone(key))?;
-    let raft = Raft::new(1, Arc::new(raft_config), NoPeers, log_store, sm)
+    let corruption = Arc::new(OnceLock::new());
+    let (sm, views) = StateMachine::open(
+        Arc::clone(engine),
+        cluster_origin,
+        shard,
+        Arc::clone(key),
+        Arc::clone(&corruption),
+    )?;
+    let me = network.me();
+    let raft = Raft::new(me, Arc::new(raft_config), network, log_store, sm)
         .await
         .map_err(|e| raft_err(e.to_string()))?;
-    if !raft.is_initialized().await.map_err(|e| raft_err(e.to_string()))? {
-        let members = BTreeMap::from([(1, BasicNode::new("local"))]);
-        raft.initialize(members).await.map_err(|e| raft_err(e.to_string()))?;
-    }
-    raft.wait(Some(Duration::from_secs(30)))
-        .current_leader(1, "this node leads its one-member group")
-        .await
-        .map_err(|e| raft_err(format!("no leader: {e}")))?;
     let (queue, rx) = mpsc::channel(8192);
     let limits = BatchLimits { records_max: config.batch_records_max, bytes_max: 4 << 20 };
-    tokio::spawn(proposer::run(shard, raft.clone(), rx, limits));
-    Ok(ShardHandle { raft, views, queue })
+    tokio::spawn(proposer::run(shard, raft.clone(), views.clone(), rx, limits));
+    Ok(ShardHandle { raft, views, queue, corruption, contact: LeaderContact::default() })
 }
 
-fn load_or_create_cluster(path: &Path, asked: Option<u32>) -> Result<ClusterFile, StartError> {
+/// Checks the node's id and member list before anything is created.
+fn check_members(config: &NodeConfig) -> Result<(), StartError> {
+    let bad = |m: String| Err(StartError::Config(m));
+    if config.node_id == 0 {
+        return bad("the node id must not be 0".into());
+    }
+    if !config.initial_members.is_empty() && config.join.is_some() {
+        return bad("give either the initial members (--peers) or a member to join (--join)".into());
+    }
+    if let Some(addr) = &config.join
+        && crate::raft::network::endpoint(addr).is_err()
+    {
+        return bad(format!("--join {addr:?}: a peer address is host:port"));
+    }
+    if config.initial_members.is_empty() {
+        return Ok(());
+    }
+    if !config.initial_members.contains_key(&config.node_id) {
+        return bad(format!(
+            "this node's id {} is not in the member list (--peers names {})",
+            config.node_id,
+            config.initial_members.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (id, addr) in &config.initial_members {
+        if *id == 0 {
+            return bad("node id 0 in the member list; ids start at 1".into());
+        }
+        if crate::raft::network::endpoint(addr).is_err() {
+            return bad(format!("member {id}: peer address {addr:?} is not host:port"));
+        }
+        if !seen.insert(addr) {
+            return bad(format!("peer address {addr} appears twice in the member list"));
+        }
+    }
+    if config.peer_addr.is_none() {
+        return bad("a node of a cluster needs a peer address (--peer-listen)".into());
+    }
+    Ok(())
+}
+
+/// The id of a bootstrapped cluster: the same on every node given the same members, shard
+/// count and token.
+pub fn derived_cluster_id(members: &BTreeMap<NodeId, String>, shards: u32, token: &str) -> String {
+    let mut h = sha2::Sha256::new();
+    h.update(format!("blockdb-cluster/v1\n{token}\n{shards}\n"));
+    for (id, addr) in members {
+        h.update(format!("{id}={addr}\n"));
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+async fn load_or_create_cluster(
+    path: &Path,
+    config: &NodeConfig,
+) -> Result<ClusterFile, StartError> {
+    let asked = config.shards;
     let bad = |reason: String| StartError::Cluster { path: path.to_owned(), reason };
     match std::fs::read(path) {
         Ok(bytes) => {
@@ -425,6 +765,12 @@ fn load_or_create_cluster(path: &Path, asked: Option<u32>) -> Result<ClusterFile
                 serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
             if file.shards == 0 || file.shards > 1024 {
                 return Err(bad(format!("{} shards is not 1 to 1024", file.shards)));
+            }
+            if file.node_id != config.node_id {
+                return Err(bad(format!(
+                    "this data directory belongs to node {}, not node {}",
+                    file.node_id, config.node_id
+                )));
             }
             if let Some(n) = asked.filter(|&n| n != file.shards) {
                 return Err(bad(format!(
@@ -436,17 +782,35 @@ fn load_or_create_cluster(path: &Path, asked: Option<u32>) -> Result<ClusterFile
             Ok(file)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let shards = asked.unwrap_or(1);
-            if shards == 0 || shards > 1024 {
-                return Err(bad(format!("{shards} shards is not 1 to 1024")));
-            }
-            let seed = os_random_seed().map_err(|source| StartError::Io {
-                what: "read randomness for",
-                path: path.to_owned(),
-                source,
-            })?;
-            let cluster_id = hex::encode(&seed[..16]);
-            let file = ClusterFile { cluster_id, shards, node_id: 1 };
+            let (cluster_id, shards) = if let Some(addr) = &config.join {
+                let identity = cluster::identity_of(addr)
+                    .await
+                    .map_err(|reason| StartError::Join { addr: addr.clone(), reason })?;
+                if let Some(n) = asked.filter(|&n| n != identity.shards) {
+                    return Err(StartError::Config(format!(
+                        "--shards {n}, but the cluster at {addr} has {} shards",
+                        identity.shards
+                    )));
+                }
+                (identity.cluster_id, identity.shards)
+            } else {
+                let shards = asked.unwrap_or(1);
+                if shards == 0 || shards > 1024 {
+                    return Err(bad(format!("{shards} shards is not 1 to 1024")));
+                }
+                let id = if config.initial_members.is_empty() {
+                    let seed = os_random_seed().map_err(|source| StartError::Io {
+                        what: "read randomness for",
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                    hex::encode(&seed[..16])
+                } else {
+                    derived_cluster_id(&config.initial_members, shards, &config.cluster_token)
+                };
+                (id, shards)
+            };
+            let file = ClusterFile { cluster_id, shards, node_id: config.node_id };
             let tmp = path.with_extension("json.tmp");
             let io = |what| move |source| StartError::Io { what, path: path.to_owned(), source };
             let json = serde_json::to_vec_pretty(&file).expect("the cluster file serializes");

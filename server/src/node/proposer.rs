@@ -10,13 +10,13 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use blockdb_verifier::{LogIndex, ShardId};
 
 use crate::error::{ErrorCode, RequestError};
-use crate::ledger::{Command, Outcome};
-use crate::raft::{Raft, Request};
+use crate::ledger::{Command, Outcome, ShardView};
+use crate::raft::{Raft, Request, RootCheck};
 
 /// Entries proposed and not yet applied, at most.
 pub const IN_FLIGHT_MAX: usize = 8;
@@ -55,9 +55,12 @@ pub struct BatchLimits {
 }
 
 /// Runs the proposer of `shard` until the queue's senders are gone.
+/// Every entry carries the root of the latest applied tree ([`RootCheck`]), which each replica
+/// compares with its own when it applies the entry.
 pub async fn run(
     shard: ShardId,
     raft: Raft,
+    views: watch::Receiver<Arc<ShardView>>,
     mut queue: mpsc::Receiver<Pending>,
     limits: BatchLimits,
 ) {
@@ -79,19 +82,31 @@ pub async fn run(
         // Commit times never go backwards within a leader's term, even if its clock does.
         last_time_ms = last_time_ms.max(now_ms());
         let commit_time_ms = last_time_ms;
+        let check = {
+            let view = views.borrow();
+            let c = view.checkpoint();
+            RootCheck { tree_size: c.size.0, root: c.root.0 }
+        };
         let raft = raft.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            propose(shard, &raft, commit_time_ms, batch).await;
+            propose(
+                shard,
+                &raft,
+                Request { commit_time_ms, check: Some(check), commands: Vec::new() },
+                batch,
+            )
+            .await;
         });
     }
 }
 
-async fn propose(shard: ShardId, raft: &Raft, commit_time_ms: u64, batch: Vec<Pending>) {
+async fn propose(shard: ShardId, raft: &Raft, mut request: Request, batch: Vec<Pending>) {
     let (commands, replies): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.command, p.reply)).unzip();
     let kinds: Vec<bool> = commands.iter().map(|c| matches!(c, Command::Insert { .. })).collect();
-    match raft.client_write(Request { commit_time_ms, commands }).await {
+    request.commands = commands;
+    match raft.client_write(request).await {
         Ok(written) => {
             let response = written.data;
             for ((reply, outcome), insert) in replies.into_iter().zip(response.outcomes).zip(kinds)

@@ -26,6 +26,7 @@ pub mod codec;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
+pub mod wire;
 
 /// A node's id within its cluster.
 pub type NodeId = u64;
@@ -52,8 +53,22 @@ pub type Raft = openraft::Raft<TypeConfig>;
 pub struct Request {
     /// Milliseconds since the Unix epoch, from the leader's clock.
     pub commit_time_ms: u64,
+    /// The leader's tree at proposal time, which every replica checks its own against.
+    pub check: Option<RootCheck>,
     /// The commands, applied in order.
     pub commands: Vec<Command>,
+}
+
+/// A tree size and the root the proposing leader had at that size. The size is at most the
+/// tree size before the entry (the leader had applied that much), so every replica applying the
+/// entry can compare its own root at that size; a different root means the replicas' logs have
+/// diverged, which is corruption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootCheck {
+    /// The tree size.
+    pub tree_size: u64,
+    /// The leader's root at that size.
+    pub root: [u8; 32],
 }
 
 /// What applying one entry produced.

@@ -8,9 +8,15 @@
 //!
 //! Metadata key of shard `s`: `"M" ‖ s (u32 BE)` → JSON `{"last_applied": .., "membership": ..}`.
 //!
+//! Every normal entry carries the proposing leader's root at some earlier tree size
+//! ([`crate::raft::RootCheck`]); after applying a batch, the replica compares its own root at the
+//! largest such size. A difference means this replica's log diverged from the leader's: the
+//! replica records the corruption (status shows it), logs it, and fails the apply, which stops
+//! the shard's Raft instance on this node. It never serves the diverged state as the shard's.
+//!
 //! Snapshots are the shard's whole state (every key under its prefixes), built from a storage
-//! snapshot. A one-member group never sends them; they exist so that the group is complete and
-//! so that a node can be rebuilt from another's state.
+//! snapshot at one applied index and sent to a follower in chunks when it needs entries the log
+//! no longer holds. A snapshot is built in memory, up to [`SNAPSHOT_BYTES_MAX`].
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -27,13 +33,13 @@ use blockdb_verifier::ShardId;
 
 use crate::ledger::shard::EntryInput;
 use crate::ledger::{NodeKey, Outcome, Shard, ShardError, ShardView};
-use crate::raft::{Entry, NodeId, Response, TypeConfig};
+use crate::raft::{Entry, NodeId, Response, RootCheck, TypeConfig};
 use crate::storage::{Engine, WriteBatch};
 
 /// The key prefixes of a shard's state (see [`crate::ledger::shard`] and this module).
 const STATE_TAGS: [u8; 7] = [b'A', b'B', b'E', b'L', b'M', b'R', b'V'];
 /// Longest snapshot this node builds or installs in one piece.
-const SNAPSHOT_BYTES_MAX: usize = 192 * 1024 * 1024;
+pub const SNAPSHOT_BYTES_MAX: usize = 512 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Meta {
@@ -51,10 +57,12 @@ pub struct StateMachine {
     meta: Meta,
     views: watch::Sender<Arc<ShardView>>,
     current_snapshot: Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>,
+    corruption: Arc<std::sync::OnceLock<String>>,
 }
 
 impl StateMachine {
-    /// Opens shard `id` from `engine` and returns it with the receiver of its views.
+    /// Opens shard `id` from `engine` and returns it with the receiver of its views. A diverged
+    /// replica's reason is set in `corruption`.
     ///
     /// # Errors
     /// Storage errors and corruption of the stored state.
@@ -63,6 +71,7 @@ impl StateMachine {
         cluster_origin: &str,
         id: ShardId,
         node_key: Arc<NodeKey>,
+        corruption: Arc<std::sync::OnceLock<String>>,
     ) -> Result<(StateMachine, watch::Receiver<Arc<ShardView>>), ShardError> {
         let shard = Shard::open(&engine, cluster_origin, id)?;
         let meta = read_meta(&engine, id)?;
@@ -75,6 +84,7 @@ impl StateMachine {
             meta,
             views,
             current_snapshot: None,
+            corruption,
         };
         Ok((sm, rx))
     }
@@ -123,7 +133,42 @@ impl StateMachine {
         // One write for the whole batch, not synced: the entries are durable in the Raft log,
         // which replays them after a crash.
         let batch = self.meta_batch();
-        self.shard.apply_entries(&self.engine, &inputs, batch, false)
+        let outcomes = self.shard.apply_entries(&self.engine, &inputs, batch, false)?;
+        let check = entries
+            .iter()
+            .filter_map(|e| match &e.payload {
+                EntryPayload::Normal(r) => r.check,
+                _ => None,
+            })
+            .max_by_key(|c| c.tree_size);
+        if let Some(check) = check {
+            self.check_root(check, last)?;
+        }
+        Ok(outcomes)
+    }
+
+    fn check_root(&self, check: RootCheck, at: LogId<NodeId>) -> Result<(), ShardError> {
+        let size = self.shard.checkpoint().size;
+        let mine = if check.tree_size <= size.0 {
+            Some(self.shard.root_at(&self.engine, blockdb_verifier::TreeSize(check.tree_size))?)
+        } else {
+            None
+        };
+        if mine.is_some_and(|m| m.0 == check.root) {
+            return Ok(());
+        }
+        let reason = format!(
+            "replica diverged: at tree size {} the leader's root is {} but this replica's is {}              (found applying raft entry {at}); the shard stopped on this node",
+            check.tree_size,
+            hex::encode(check.root),
+            mine.map_or_else(
+                || format!("missing (its tree has {} leaves)", size.0),
+                |m| m.to_string()
+            ),
+        );
+        tracing::error!(shard = self.shard.id().0, "{reason}");
+        let _ = self.corruption.set(reason.clone());
+        Err(ShardError::Corrupt { key: format!("shard {} root", self.shard.id().0), reason })
     }
 
     #[expect(clippy::result_large_err, reason = "openraft's storage trait errors are this type")]
@@ -198,15 +243,16 @@ fn split_bytes(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineSnapshot {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        Ok(Snapshot { meta: self.meta.clone(), snapshot: Box::new(Cursor::new(self.data.clone())) })
+        let data = std::mem::replace(&mut self.data, Ok(Vec::new()))?;
+        Ok(Snapshot { meta: self.meta.clone(), snapshot: Box::new(Cursor::new(data)) })
     }
 }
 
-/// A snapshot built from the state at one applied index.
+/// A snapshot built from the state at one applied index, or why it could not be.
 #[derive(Debug)]
 pub struct StateMachineSnapshot {
     meta: SnapshotMeta<NodeId, BasicNode>,
-    data: Vec<u8>,
+    data: Result<Vec<u8>, StorageError<NodeId>>,
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -241,14 +287,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        let data = self.state_pairs().unwrap_or_default();
+        #[expect(clippy::result_large_err, reason = "openraft's storage trait errors are this type")]
+        let data = blocking(|| self.state_pairs());
         let last = self.meta.last_applied;
         let meta = SnapshotMeta {
             last_log_id: last,
             last_membership: self.meta.membership.clone(),
             snapshot_id: format!("{}-{}", self.shard.id().0, last.map_or(0, |l| l.index)),
         };
-        self.current_snapshot = Some((meta.clone(), data.clone()));
+        match &data {
+            Ok(bytes) => self.current_snapshot = Some((meta.clone(), bytes.clone())),
+            // A failed build is reported by build_snapshot; the previous snapshot stays current.
+            Err(e) => tracing::error!(shard = self.shard.id().0, error = %e, "snapshot failed"),
+        }
         StateMachineSnapshot { meta, data }
     }
 

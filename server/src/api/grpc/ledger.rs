@@ -328,4 +328,32 @@ impl Ledger for LedgerService {
     ) -> Result<Response<pb::NodeInfoResponse>, Status> {
         reply(self.describe().await)
     }
+
+    async fn cluster_status(
+        &self,
+        _request: Request<pb::ClusterStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        let status = self.node.cluster_status().await;
+        Ok(Response::new((&status).into()))
+    }
+
+    async fn add_member(
+        &self,
+        request: Request<pb::AddMemberRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let req = request.into_inner();
+        reply(self.node.add_member(req.node_id, &req.peer_addr).await.map(|shards| {
+            pb::MembershipResponse { shards: shards.iter().map(Into::into).collect() }
+        }))
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let req = request.into_inner();
+        reply(self.node.remove_member(req.node_id).await.map(|shards| pb::MembershipResponse {
+            shards: shards.iter().map(Into::into).collect(),
+        }))
+    }
 }

@@ -46,6 +46,33 @@ pub fn to_status(e: RequestError) -> Status {
     Status::with_metadata(code_of(e.code), e.message, metadata)
 }
 
+/// The request error a status made by [`to_status`] carries (by its metadata; by its gRPC code
+/// for a status from elsewhere).
+pub fn from_status(status: &Status) -> RequestError {
+    let named = status
+        .metadata()
+        .get(ERROR_CODE_KEY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ErrorCode::from_name);
+    let code = named.unwrap_or(match status.code() {
+        Code::InvalidArgument => ErrorCode::InvalidArgument,
+        Code::NotFound => ErrorCode::NotFound,
+        Code::AlreadyExists => ErrorCode::AlreadyExists,
+        Code::FailedPrecondition => ErrorCode::VersionMismatch,
+        Code::OutOfRange => ErrorCode::OutOfRange,
+        Code::DeadlineExceeded => ErrorCode::Timeout,
+        Code::Unavailable => ErrorCode::Unavailable,
+        _ => ErrorCode::Internal,
+    });
+    let mut e = RequestError::new(code, status.message());
+    e.current_version = status
+        .metadata()
+        .get(CURRENT_VERSION_KEY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +88,15 @@ mod tests {
         assert_eq!(code, Some("version_mismatch"));
         let version = s.metadata().get(CURRENT_VERSION_KEY).and_then(|v| v.to_str().ok());
         assert_eq!(version, Some("2"));
+        let back = from_status(&s);
+        assert_eq!((back.code, back.current_version), (ErrorCode::VersionMismatch, Some(2)));
+    }
+
+    #[test]
+    fn every_code_survives_a_status() {
+        for code in ErrorCode::ALL {
+            assert_eq!(from_status(&to_status(RequestError::new(code, "m"))).code, code);
+        }
     }
 
     #[test]

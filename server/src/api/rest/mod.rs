@@ -27,6 +27,7 @@ use crate::error::{ErrorCode, RequestError};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::node::Node;
 
+pub mod cluster;
 pub mod error;
 pub mod log;
 pub mod records;
@@ -51,6 +52,7 @@ use error::ApiError;
         (name = "blocks", description = "The hash-chained block view over a shard's log"),
         (name = "tlog-tiles", description = "C2SP tlog-tiles, one prefix per shard"),
         (name = "node", description = "The node"),
+        (name = "cluster", description = "The cluster's members and their state"),
     ),
     components(schemas(error::ErrorBody, ErrorCode, types::ConsistencyParam))
 )]
@@ -70,6 +72,9 @@ fn api_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(log::block))
         .routes(routes!(log::blocks))
         .routes(routes!(log::node_info))
+        .routes(routes!(cluster::status))
+        .routes(routes!(cluster::add_member))
+        .routes(routes!(cluster::remove_member))
         .routes(routes!(tiles::checkpoint))
 }
 
