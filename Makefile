@@ -1,7 +1,7 @@
 # `make verify` is the gate: formatting, lints, docs and every test. CI runs it through .ci/run.
 CARGO ?= cargo
 
-.PHONY: verify fmt clippy doc test openapi-tools run bench bench-storage bench-node run-verify
+.PHONY: verify fmt clippy doc test openapi-tools run bench bench-storage bench-node bench-failover run-verify
 
 verify: fmt clippy doc openapi-tools test
 
@@ -41,6 +41,11 @@ bench-storage:
 # A real node over HTTP: durable appends/s at 1 and 64 clients, verified reads/s (medians).
 bench-node:
 	$(CARGO) bench -p blockdb-server --bench node_quick
+
+# Failover of a 3-node, 2-shard release cluster under write load: kill -9 each shard's leader
+# BLOCKDB_FAILOVER_ROUNDS times (default 5) and print every time and the median.
+bench-failover:
+	BLOCKDB_FAILOVER_ROUNDS=$${BLOCKDB_FAILOVER_ROUNDS:-5} BLOCKDB_LOG_LEVEL=off $(CARGO) test --release --locked -p blockdb-server --test e2e_cluster killing_each_shards_leader -- --nocapture
 
 # Build the offline verifier; run it as target/release/blockdb-verify.
 run-verify:

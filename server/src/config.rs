@@ -12,14 +12,14 @@
 //! batch_records_max = 256
 //! write_timeout_ms = 10000
 //! log_format = "text"   # or "json"
-//! log_level = "info,openraft=warn"   # a tracing filter
+//! log_level = "info,openraft=error,openraft::replication=off"   # a tracing filter
 //! # A node of a cluster (see the README's cluster section):
 //! node_id = 1
 //! peer_listen = "127.0.0.1:7071"
 //! peers = "1=127.0.0.1:7071,2=127.0.0.1:7073,3=127.0.0.1:7075"   # or: join = "127.0.0.1:7071"
 //! cluster_token = "blockdb"
 //! heartbeat_ms = 100
-//! election_timeout_ms = 400
+//! election_timeout_ms = 250
 //! snapshot_entries = 20000
 //! ```
 
@@ -32,9 +32,10 @@ use serde::Deserialize;
 use crate::node::NodeConfig;
 use crate::raft::NodeId;
 
-/// The log filter unless configured: openraft reports every election at `info`, which is noise
-/// on a single node.
-pub const DEFAULT_LOG_LEVEL: &str = "info,openraft=warn";
+/// The log filter unless configured. openraft reports every election at `info`, benign vote
+/// races at `warn`, and every failed replication attempt to a down peer at `error` (several a
+/// second); the peer network logs the start and end of each peer outage itself instead.
+pub const DEFAULT_LOG_LEVEL: &str = "info,openraft=error,openraft::replication=off";
 
 /// Flags of `blockdb serve`; each can also come from its `BLOCKDB_*` variable.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -69,7 +70,7 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "BLOCKDB_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
-    /// Log filter, as tracing's EnvFilter reads it [default: info,openraft=warn].
+    /// Log filter, as tracing's EnvFilter reads it [default: info,openraft=error,openraft::replication=off].
     #[arg(long, env = "BLOCKDB_LOG_LEVEL")]
     pub log_level: Option<String>,
     /// This node's id in its cluster, from 1 [default: 1].
@@ -94,7 +95,8 @@ pub struct ServeArgs {
     /// Raft heartbeat interval, in milliseconds [default: 100].
     #[arg(long, env = "BLOCKDB_HEARTBEAT_MS")]
     pub heartbeat_ms: Option<u64>,
-    /// Shortest Raft election timeout, in milliseconds; the longest is twice this [default: 400].
+    /// Shortest Raft election timeout, in milliseconds; the longest is 1.5 times this. A dead
+    /// leader is replaced 2.5 to 3 times this after its last heartbeat [default: 250].
     #[arg(long, env = "BLOCKDB_ELECTION_TIMEOUT_MS")]
     pub election_timeout_ms: Option<u64>,
     /// Applied Raft entries between snapshots; the log is purged behind each [default: 20000].

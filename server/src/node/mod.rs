@@ -94,8 +94,10 @@ pub struct NodeConfig {
 pub struct RaftSettings {
     /// How often a leader sends heartbeats, in milliseconds.
     pub heartbeat_ms: u64,
-    /// The shortest election timeout, in milliseconds; a follower that hears nothing from a
-    /// leader for a random time between this and twice this starts an election.
+    /// The shortest election timeout, in milliseconds; the longest is 1.5 times this. A follower
+    /// that knows a leader waits out the leader's lease (the longest timeout) and then a random
+    /// timeout before it starts an election, so a dead leader is replaced 2.5 to 3 times this
+    /// after its last heartbeat.
     pub election_timeout_ms: u64,
     /// Applied entries after which a shard takes a snapshot and purges its log behind it.
     pub snapshot_entries: u64,
@@ -103,7 +105,7 @@ pub struct RaftSettings {
 
 impl Default for RaftSettings {
     fn default() -> RaftSettings {
-        RaftSettings { heartbeat_ms: 100, election_timeout_ms: 400, snapshot_entries: 20_000 }
+        RaftSettings { heartbeat_ms: 100, election_timeout_ms: 250, snapshot_entries: 20_000 }
     }
 }
 
@@ -667,7 +669,7 @@ async fn start_shard(
         cluster_name: format!("{cluster_origin}/shard/{}", shard.0),
         heartbeat_interval: settings.heartbeat_ms,
         election_timeout_min: settings.election_timeout_ms,
-        election_timeout_max: settings.election_timeout_ms * 2,
+        election_timeout_max: settings.election_timeout_ms * 3 / 2,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_entries),
         max_in_snapshot_log_to_keep: settings.snapshot_entries.min(1000),
         max_payload_entries: 32,

@@ -201,9 +201,8 @@ fn refused(status: &tonic::Status) -> bool {
         {
             return true;
         }
-        if e.to_string().contains("connect") && e.to_string().contains("error") {
-            // hyper's connector reports "tcp connect error" around the OS error, and
-            // tonic's "connection error" wraps connect timeouts.
+        if e.to_string() == "tcp connect error" {
+            // hyper's connector wraps the OS error of a failed connect in this.
             return true;
         }
         source = e.source();
@@ -237,19 +236,43 @@ pub struct PeerConn {
     shard: ShardId,
     target: NodeId,
     addr: String,
+    /// Whether the last call found the peer unreachable (logged once per outage).
+    down: bool,
 }
 
 impl RaftNetworkFactory<TypeConfig> for ShardNetwork {
     type Network = PeerConn;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConn {
-        PeerConn { peers: self.peers.clone(), shard: self.shard, target, addr: node.addr.clone() }
+        PeerConn {
+            peers: self.peers.clone(),
+            shard: self.shard,
+            target,
+            addr: node.addr.clone(),
+            down: false,
+        }
     }
 }
 
 type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
 
 impl PeerConn {
+    /// Logs the start and end of an outage of the peer, once each.
+    fn note<T>(&mut self, r: &Result<T, PeerError>) {
+        match r {
+            Err(e) if e.not_sent() && !self.down => {
+                self.down = true;
+                tracing::warn!(shard = self.shard.0, peer = self.target, addr = self.addr, error = %e,
+                    "peer unreachable; retrying with backoff");
+            }
+            Ok(_) if self.down => {
+                self.down = false;
+                tracing::info!(shard = self.shard.0, peer = self.target, "peer reachable again");
+            }
+            _ => {}
+        }
+    }
+
     fn rpc_error<E: std::error::Error>(&self, e: PeerError, action: RPCTypes) -> RpcErr<E> {
         match e {
             PeerError::Timeout { ms, .. } => RPCError::Timeout(Timeout {
@@ -305,8 +328,9 @@ impl RaftNetwork<TypeConfig> for PeerConn {
             .call(&self.addr, option.hard_ttl(), |mut c| async move {
                 c.install_snapshot(request).await
             })
-            .await
-            .map_err(|e| self.rpc_error(e, RPCTypes::InstallSnapshot))?;
+            .await;
+        self.note(&answer);
+        let answer = answer.map_err(|e| self.rpc_error(e, RPCTypes::InstallSnapshot))?;
         let result = wire::snapshot_response_from(&answer).map_err(|e| self.wire_error(&e))?;
         self.remote(result)
     }
@@ -320,8 +344,9 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         let answer = self
             .peers
             .call(&self.addr, option.hard_ttl(), |mut c| async move { c.vote(request).await })
-            .await
-            .map_err(|e| self.rpc_error(e, RPCTypes::Vote))?;
+            .await;
+        self.note(&answer);
+        let answer = answer.map_err(|e| self.rpc_error(e, RPCTypes::Vote))?;
         let result = wire::vote_response_from(&answer).map_err(|e| self.wire_error(&e))?;
         self.remote(result)
     }
@@ -357,6 +382,7 @@ mod tests {
             shard: ShardId(0),
             target: 2,
             addr: "127.0.0.1:1".into(),
+            down: false,
         };
         let waits: Vec<Duration> = conn.backoff().take(7).collect();
         assert_eq!(waits[0], Duration::from_millis(50));

@@ -287,7 +287,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        #[expect(clippy::result_large_err, reason = "openraft's storage trait errors are this type")]
+        #[expect(
+            clippy::result_large_err,
+            reason = "openraft's storage trait errors are this type"
+        )]
         let data = blocking(|| self.state_pairs());
         let last = self.meta.last_applied;
         let meta = SnapshotMeta {

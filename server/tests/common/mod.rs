@@ -113,6 +113,22 @@ impl Server {
         self.try_send("POST", "/v1/append", &body.to_string())
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// GET `path`; the status and the response headers (lower-case names).
+    pub fn get_headers(&self, path: &str) -> (u16, Vec<(String, String)>) {
+        let r = self.agent.get(self.url(path)).call().expect("GET");
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        (r.status().as_u16(), headers)
+    }
+
     /// Sends SIGKILL to the node now, while other threads may be using it.
     pub fn kill_now(&self) {
         let pid = self.child.as_ref().expect("running").id();

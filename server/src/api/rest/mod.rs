@@ -114,6 +114,23 @@ pub fn router(node: Arc<Node>, metrics: Arc<Metrics>, grpc: Router) -> Router {
         .layer(middleware::from_fn_with_state(metrics, track))
 }
 
+/// Headers saying how stale the answering replica of `shard` may be: its applied Raft index,
+/// the committed entries it had not applied when its leader last spoke, and how long ago that
+/// was. Reads carry them whatever their consistency; they matter for `consistency=stale`.
+pub(crate) fn staleness(
+    node: &Node,
+    shard: blockdb_verifier::ShardId,
+) -> Result<axum::http::HeaderMap, ApiError> {
+    let s = node.staleness(shard)?;
+    let mut h = axum::http::HeaderMap::new();
+    h.insert("blockdb-applied-index", s.applied_index.into());
+    h.insert("blockdb-behind-entries", s.behind.into());
+    if let Some(ms) = s.millis_since_leader {
+        h.insert("blockdb-millis-since-leader", ms.into());
+    }
+    Ok(h)
+}
+
 async fn not_found() -> ApiError {
     ApiError(RequestError::new(ErrorCode::NotFound, "no such route"))
 }

@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use blockdb_verifier::{ShardId, TreeSize};
 
 use crate::api::rest::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
+use crate::api::rest::staleness;
 use crate::api::rest::types::{
     AppendBody, BundleBody, HistoryBody, HistoryQuery, InsertBody, RecordQuery, ScanBody,
     ScanQuery, WriteBody, decode_b64,
@@ -77,21 +78,27 @@ pub async fn append(
 /// A record (latest or a given version) with its proof bundle.
 #[utoipa::path(get, path = "/v1/records", tag = "records", params(RecordQuery),
     responses(
-        (status = 200, description = "The record's proof bundle", body = BundleBody),
+        (status = 200, description = "The record's proof bundle", body = BundleBody,
+            headers(
+                ("blockdb-applied-index" = u64, description = "The answering replica's last applied Raft index"),
+                ("blockdb-behind-entries" = u64, description = "Committed entries the replica had not applied when its leader last spoke (0 on the leader)"),
+                ("blockdb-millis-since-leader" = u64, description = "Milliseconds since the replica last heard from its leader (0 on the leader; absent if never)"),
+            )),
         (status = 400, description = "Malformed input, or `known_size` beyond the tree", body = ErrorBody),
         (status = 404, description = "No such record", body = ErrorBody),
     ))]
 pub async fn get_record(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<RecordQuery>,
-) -> Result<Json<BundleBody>, ApiError> {
+) -> Result<(HeaderMap, Json<BundleBody>), ApiError> {
     let key = key_param(&node, &q.key)?;
     if q.version == Some(0) {
         return Err(ApiError(RequestError::invalid("versions start at 1")));
     }
-    let view = node.view(node.shard_of(&key), q.consistency.unwrap_or_default().into()).await?;
+    let shard = node.shard_of(&key);
+    let view = node.view(shard, q.consistency.unwrap_or_default().into()).await?;
     let bundle = view.bundle(node.engine(), &key, q.version, known(q.known_size))?;
-    Ok(Json(BundleBody::new(&bundle)?))
+    Ok((staleness(&node, shard)?, Json(BundleBody::new(&bundle)?)))
 }
 
 /// A key's versions, oldest first, each with its proof bundle.
@@ -104,15 +111,16 @@ pub async fn get_record(
 pub async fn history(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
-) -> Result<Json<HistoryBody>, ApiError> {
+) -> Result<(HeaderMap, Json<HistoryBody>), ApiError> {
     let key = key_param(&node, &q.key)?;
     let limit = page(q.limit)?;
-    let view = node.view(node.shard_of(&key), q.consistency.unwrap_or_default().into()).await?;
+    let shard = node.shard_of(&key);
+    let view = node.view(shard, q.consistency.unwrap_or_default().into()).await?;
     let from = q.from_version.unwrap_or(1);
     let (bundles, next_version) =
         view.history(node.engine(), &key, from, limit, known(q.known_size))?;
     let bundles = bundles.iter().map(BundleBody::new).collect::<Result<_, _>>()?;
-    Ok(Json(HistoryBody { bundles, next_version }))
+    Ok((staleness(&node, shard)?, Json(HistoryBody { bundles, next_version })))
 }
 
 /// The latest version of each key in a range of one shard, with proof bundles.
@@ -125,16 +133,17 @@ pub async fn history(
 pub async fn scan(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<ScanQuery>,
-) -> Result<Json<ScanBody>, ApiError> {
+) -> Result<(HeaderMap, Json<ScanBody>), ApiError> {
     let start = q.start.as_deref().map(|s| decode_b64("start", s)).transpose()?.unwrap_or_default();
     let end = q.end.as_deref().map(|s| decode_b64("end", s)).transpose()?.unwrap_or_default();
     let limit = page(q.limit)?;
     let shard = ShardId(q.shard.unwrap_or(0));
     let view = node.view(shard, q.consistency.unwrap_or_default().into()).await?;
+    let headers = staleness(&node, shard)?;
     if !end.is_empty() && start >= end {
-        return Ok(Json(ScanBody { bundles: Vec::new(), next_key: None }));
+        return Ok((headers, Json(ScanBody { bundles: Vec::new(), next_key: None })));
     }
     let (bundles, next) = view.scan(node.engine(), &start, &end, limit, known(q.known_size))?;
     let bundles = bundles.iter().map(BundleBody::new).collect::<Result<_, _>>()?;
-    Ok(Json(ScanBody { bundles, next_key: next.map(|k| STANDARD.encode(k)) }))
+    Ok((headers, Json(ScanBody { bundles, next_key: next.map(|k| STANDARD.encode(k)) })))
 }
