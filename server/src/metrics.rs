@@ -36,6 +36,25 @@ pub struct ShardLabels {
     pub shard: u32,
 }
 
+/// Labels of a per-shard, per-peer series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    /// The shard.
+    pub shard: u32,
+    /// The peer's node id.
+    pub peer: u64,
+}
+
+/// Labels of a per-shard Raft series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RaftLabels {
+    /// The shard.
+    pub shard: u32,
+    /// What: `term`, `leader` (node id, 0 for none), `is_leader`, `last_log_index`,
+    /// `committed_index`, `snapshot_index`, `purged_index`, `voters`, `learners`, `corrupt`.
+    pub what: String,
+}
+
 /// Labels of a storage engine counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StorageLabels {
@@ -52,6 +71,8 @@ pub struct Metrics {
     applied_index: Family<ShardLabels, Gauge>,
     tree_size: Family<ShardLabels, Gauge>,
     storage: Family<StorageLabels, Gauge>,
+    raft: Family<RaftLabels, Gauge>,
+    lag: Family<PeerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -71,6 +92,19 @@ impl Metrics {
         let applied_index = Family::<ShardLabels, Gauge>::default();
         let tree_size = Family::<ShardLabels, Gauge>::default();
         let storage = Family::<StorageLabels, Gauge>::default();
+        let raft = Family::<RaftLabels, Gauge>::default();
+        let lag = Family::<PeerLabels, Gauge>::default();
+        registry.register(
+            "raft",
+            "Raft state of each shard on this node (term, leader, indexes, membership size, \
+             corrupt = 1 when the replica diverged and stopped serving the shard)",
+            raft.clone(),
+        );
+        registry.register(
+            "replication_lag_entries",
+            "On a shard's leader: entries each peer's log is behind",
+            lag.clone(),
+        );
         registry.register("requests", "Requests served", requests.clone());
         registry.register("request_duration_seconds", "Request latency", latency.clone());
         registry.register("applied_index", "Last applied Raft index", applied_index.clone());
@@ -88,6 +122,8 @@ impl Metrics {
             applied_index,
             tree_size,
             storage,
+            raft,
+            lag,
         }
     }
 
@@ -104,6 +140,30 @@ impl Metrics {
                 let l = ShardLabels { shard: s };
                 self.applied_index.get_or_create(&l).set(view.applied_index() as i64);
                 self.tree_size.get_or_create(&l).set(view.tree_size().0 as i64);
+            }
+        }
+        // Only the current leader's peers have a lag; a former leader's series go.
+        self.lag.clear();
+        for shard in node.local_status().shards {
+            let g = |what: &str| {
+                self.raft
+                    .get_or_create(&RaftLabels { shard: shard.shard, what: what.into() })
+                    .clone()
+            };
+            let opt = |v: Option<u64>| v.map_or(-1, |v| v as i64);
+            g("term").set(shard.term as i64);
+            g("leader").set(shard.leader.unwrap_or(0) as i64);
+            g("is_leader").set(i64::from(shard.role == "leader"));
+            g("last_log_index").set(opt(shard.last_log_index));
+            g("committed_index").set(opt(shard.committed_index));
+            g("snapshot_index").set(opt(shard.snapshot_index));
+            g("purged_index").set(opt(shard.purged_index));
+            g("voters").set(shard.voters.len() as i64);
+            g("learners").set(shard.learners.len() as i64);
+            g("corrupt").set(i64::from(shard.corruption.is_some()));
+            for r in &shard.replication {
+                let l = PeerLabels { shard: shard.shard, peer: r.node_id };
+                self.lag.get_or_create(&l).set(r.lag as i64);
             }
         }
         let stats = node.engine().stats();

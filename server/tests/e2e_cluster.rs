@@ -451,6 +451,21 @@ fn linearizable_reads_never_miss_an_acknowledged_write() {
         assert_eq!(body["record"]["version"].as_u64(), Some(version), "read on {}", reader.addr);
     }
 
+    // Each node's metrics show its Raft state; the leader's show its peers' lag.
+    let leader = c.leader(0, Duration::from_secs(10));
+    for id in 1..=3u64 {
+        let (code, text) = c.node(id).get_bytes("/metrics");
+        assert_eq!(code, 200);
+        let text = String::from_utf8(text).unwrap();
+        let is_leader =
+            format!("blockdb_raft{{shard=\"0\",what=\"is_leader\"}} {}", u8::from(id == leader));
+        assert!(text.contains(&is_leader), "{is_leader} in\n{text}");
+        assert!(text.contains(&format!("blockdb_raft{{shard=\"0\",what=\"leader\"}} {leader}")));
+        assert!(text.contains("blockdb_raft{shard=\"0\",what=\"voters\"} 3"));
+        let lag = text.contains("blockdb_replication_lag_entries{shard=\"0\",peer=");
+        assert_eq!(lag, id == leader, "{text}");
+    }
+
     // A stale read says how far behind its replica may be.
     let (code, headers) =
         c.node(2).get_headers(&format!("/v1/records?key={}&consistency=stale", enc(key)));
@@ -582,4 +597,60 @@ fn a_bad_member_list_is_refused_at_start_up() {
         &["--node-id", "2", "--join", &format!("127.0.0.1:{port}"), "--peer-listen", "127.0.0.1:0"],
     );
     assert!(err.contains("cannot join through"), "{err}");
+}
+
+#[test]
+fn a_replica_whose_tree_diverged_stops_serving_the_shard_and_says_so() {
+    use blockdb_server::ledger::tree::tile_key;
+    use blockdb_server::storage::{Engine, Options, WriteBatch};
+    use blockdb_verifier::ShardId;
+
+    let mut c = Cluster::start(3, 1, &[]);
+    for i in 0..20 {
+        let (code, body) = c.node(1).insert(format!("k{i}").as_bytes(), b"v");
+        assert_eq!(code, 201, "{body}");
+    }
+    c.converged(Duration::from_secs(30));
+    let leader = c.leader(0, Duration::from_secs(10));
+    let victim = *c.nodes.keys().find(|&&i| i != leader).unwrap();
+    let data = c.node(victim).data_dir.clone();
+    c.nodes.remove(&victim).flatten().unwrap().must_stop();
+
+    // Flip one bit of the first leaf hash in the stopped replica's tree.
+    {
+        let engine = Engine::open(data.join("store"), Options::default()).unwrap();
+        let key = tile_key(ShardId(0), 0, 0);
+        let mut tile = engine.get(&key).unwrap().expect("the first tile is stored");
+        tile[0] ^= 1;
+        let mut batch = WriteBatch::new();
+        batch.put(key, tile);
+        engine.write_with(batch, true).unwrap();
+    }
+    c.start_node(victim);
+    // New entries carry the leader's root; the victim's differs.
+    for i in 0..5 {
+        let (code, body) = c.node(leader).insert(format!("after{i}").as_bytes(), b"v");
+        assert_eq!(code, 201, "{body}");
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    let reason = loop {
+        let status = c.status(victim);
+        let me = status["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == victim);
+        if let Some(reason) = me.and_then(|n| n["shards"][0]["corruption"].as_str()) {
+            break reason.to_owned();
+        }
+        assert!(Instant::now() < until, "the diverged replica did not notice: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(reason.contains("diverged"), "{reason}");
+    // It serves nothing of that shard, not even stale reads; the others go on.
+    for path in ["/v1/records?key=azA%3D&consistency=stale", "/v1/shards/0/checkpoint"] {
+        let (code, body) = c.node(victim).get(path);
+        assert_eq!(code, 500, "{path}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("stopped serving shard 0"), "{body}");
+    }
+    assert_ne!(c.node(victim).get("/readyz").0, 200);
+    let other = *c.nodes.keys().find(|&&i| i != victim && i != leader).unwrap();
+    let (code, body) = c.node(other).insert(b"still-fine", b"v");
+    assert_eq!(code, 201, "{body}");
 }
