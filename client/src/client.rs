@@ -12,7 +12,6 @@
 //! do not move the trusted state (a later read does, with its proof).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use blockdb_proto::v1 as pb;
@@ -22,8 +21,10 @@ use blockdb_verifier::{
     VerifiedCheckpoint, verify_bundle,
 };
 use tokio::sync::Mutex;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
+use crate::cluster::{self, ClusterStatus, MEMBERSHIP_TIMEOUT_DEFAULT, ShardMembership};
+use crate::connection::{Connection, Effect, Settings, to_error};
 use crate::convert;
 use crate::error::{ClientError, VerifyError};
 use crate::store::TrustStore;
@@ -44,18 +45,33 @@ pub struct ClientConfig {
     pub backoff: Duration,
     /// Longest backoff.
     pub backoff_max: Duration,
+    /// Limit on each attempt of a membership change, which waits for a new member to catch up
+    /// with every shard ([`Client::add_member`]).
+    pub membership_timeout: Duration,
 }
 
 impl ClientConfig {
-    /// Defaults: 10 s per call, 4 retries, backoff from 50 ms to 2 s.
+    /// Defaults: 10 s per call, 4 retries, backoff from 50 ms to 2 s, 5 minutes per attempt of
+    /// a membership change.
     pub fn new(endpoints: Vec<String>, policy: TrustPolicy) -> ClientConfig {
+        let settings = Settings::default();
         ClientConfig {
             endpoints,
             policy,
-            timeout: Duration::from_secs(10),
-            retries: 4,
-            backoff: Duration::from_millis(50),
-            backoff_max: Duration::from_secs(2),
+            timeout: settings.timeout,
+            retries: settings.retries,
+            backoff: settings.backoff,
+            backoff_max: settings.backoff_max,
+            membership_timeout: MEMBERSHIP_TIMEOUT_DEFAULT,
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            timeout: self.timeout,
+            retries: self.retries,
+            backoff: self.backoff,
+            backoff_max: self.backoff_max,
         }
     }
 }
@@ -100,8 +116,7 @@ pub struct VerifiedRead {
 /// A BlockDB client.
 pub struct Client {
     config: ClientConfig,
-    channels: Vec<Channel>,
-    next: AtomicUsize,
+    conn: Connection,
     shards: u32,
     origins: Vec<String>,
     state: Mutex<TrustedState>,
@@ -111,35 +126,6 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").field("endpoints", &self.config.endpoints).finish_non_exhaustive()
-    }
-}
-
-/// Whether a failed call may be sent again: the server certainly did not act on it.
-fn retryable(status: &tonic::Status, write: bool) -> bool {
-    let code = status.metadata().get("blockdb-error-code").and_then(|v| v.to_str().ok());
-    match status.code() {
-        tonic::Code::Unavailable if code == Some("not_leader") => true,
-        // Without our code, UNAVAILABLE comes from the transport: no connection was made.
-        tonic::Code::Unavailable if code.is_none() => true,
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => !write,
-        _ => false,
-    }
-}
-
-fn to_error(status: tonic::Status) -> ClientError {
-    let md = status.metadata();
-    match md.get("blockdb-error-code").and_then(|v| v.to_str().ok()) {
-        Some(code) if !matches!(code, "unavailable" | "not_leader" | "timeout" | "internal") => {
-            ClientError::Rejected {
-                code: code.to_owned(),
-                message: status.message().to_owned(),
-                current_version: md
-                    .get("blockdb-current-version")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok()),
-            }
-        }
-        _ => ClientError::Unavailable(format!("{}: {}", status.code(), status.message())),
     }
 }
 
@@ -153,33 +139,25 @@ impl Client {
         config: ClientConfig,
         store: Arc<dyn TrustStore>,
     ) -> Result<Client, ClientError> {
-        let mut channels = Vec::new();
-        for e in &config.endpoints {
-            let endpoint = Endpoint::from_shared(e.clone())
-                .map_err(|err| ClientError::Unavailable(format!("endpoint {e}: {err}")))?
-                .timeout(config.timeout)
-                .connect_timeout(config.timeout)
-                .tcp_nodelay(true);
-            channels.push(endpoint.connect_lazy());
-        }
-        if channels.is_empty() {
-            return Err(ClientError::Unavailable("no endpoint configured".into()));
-        }
+        let conn = Connection::open(&config.endpoints, config.settings())?;
         let mut state = TrustedState::new();
         for cp in store.load()? {
             state.insert(cp);
         }
         let mut client = Client {
             config,
-            channels,
-            next: AtomicUsize::new(0),
+            conn,
             shards: 0,
             origins: Vec::new(),
             state: Mutex::new(state),
             store,
         };
         let info = client
-            .call(false, |mut c| async move { c.node_info(pb::NodeInfoRequest {}).await })
+            .conn
+            .call(
+                Effect::Repeatable,
+                |mut c| async move { c.node_info(pb::NodeInfoRequest {}).await },
+            )
             .await?;
         let mut infos = info.shards_info;
         infos.sort_by_key(|s| s.shard);
@@ -209,35 +187,6 @@ impl Client {
     /// A copy of the trusted state.
     pub async fn trusted(&self) -> TrustedState {
         self.state.lock().await.clone()
-    }
-
-    /// Calls `f` on a connection, retrying retryable failures on the next endpoint with
-    /// exponential backoff and jitter, at most `retries` times.
-    async fn call<T, F, Fut>(&self, write: bool, f: F) -> Result<T, ClientError>
-    where
-        F: Fn(LedgerClient<Channel>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    {
-        let mut backoff = self.config.backoff;
-        let mut attempt = 0;
-        loop {
-            let i = self.next.load(Ordering::Relaxed) % self.channels.len();
-            let client = LedgerClient::new(self.channels[i].clone());
-            let status = match tokio::time::timeout(self.config.timeout, f(client)).await {
-                Ok(Ok(response)) => return Ok(response.into_inner()),
-                Ok(Err(status)) => status,
-                Err(_) => tonic::Status::deadline_exceeded("the call timed out"),
-            };
-            if attempt >= self.config.retries || !retryable(&status, write) {
-                return Err(to_error(status));
-            }
-            attempt += 1;
-            self.next.fetch_add(1, Ordering::Relaxed);
-            let jitter = rand::random_range(0.5..1.0);
-            tokio::time::sleep(backoff.mul_f64(jitter)).await;
-            backoff = (backoff * 2).min(self.config.backoff_max);
-            tracing::debug!(attempt, %status, "retrying");
-        }
     }
 
     fn origin(&self, shard: ShardId) -> Result<&str, ClientError> {
@@ -277,7 +226,7 @@ impl Client {
     /// `already_exists` when the key has a version; see [`ClientError`].
     pub async fn insert(&self, key: &[u8], value: &[u8]) -> Result<WriteReceipt, ClientError> {
         let req = pb::InsertRequest { key: key.to_vec(), value: value.to_vec() };
-        let r = self.call(true, |mut c| {
+        let r = self.conn.call(Effect::Once, |mut c| {
             let req = req.clone();
             async move { c.insert(req).await }
         });
@@ -295,7 +244,7 @@ impl Client {
         expected_version: Option<u64>,
     ) -> Result<WriteReceipt, ClientError> {
         let req = pb::AppendRequest { key: key.to_vec(), value: value.to_vec(), expected_version };
-        let r = self.call(true, |mut c| {
+        let r = self.conn.call(Effect::Once, |mut c| {
             let req = req.clone();
             async move { c.append(req).await }
         });
@@ -323,7 +272,8 @@ impl Client {
             } as i32,
         };
         let b = self
-            .call(false, |mut c| {
+            .conn
+            .call(Effect::Repeatable, |mut c| {
                 let req = req.clone();
                 async move { c.get(req).await }
             })
@@ -356,7 +306,8 @@ impl Client {
                 from_version: from,
             };
             let page = self
-                .call(false, |mut c| {
+                .conn
+                .call(Effect::Repeatable, |mut c| {
                     let req = req.clone();
                     async move { c.history(req).await }
                 })
@@ -403,7 +354,8 @@ impl Client {
             shard: shard.0,
         };
         let page = self
-            .call(false, |mut c| {
+            .conn
+            .call(Effect::Repeatable, |mut c| {
                 let req = req.clone();
                 async move { c.scan(req).await }
             })
@@ -439,7 +391,10 @@ impl Client {
             log_index,
             known_size: self.known_size(shard).await?,
         };
-        let e = self.call(false, |mut c| async move { c.get_entry(req).await }).await?;
+        let e = self
+            .conn
+            .call(Effect::Repeatable, |mut c| async move { c.get_entry(req).await })
+            .await?;
         if e.shard != shard.0 || e.log_index != log_index {
             return Err(VerifyError::Mismatch("entry: another index".into()).into());
         }
@@ -467,7 +422,10 @@ impl Client {
     /// A [`VerifyError`] when it does not verify or is not consistent.
     pub async fn checkpoint(&self, shard: ShardId) -> Result<Checkpoint, ClientError> {
         let req = pb::GetCheckpointRequest { shard: shard.0 };
-        let r = self.call(false, |mut c| async move { c.get_checkpoint(req).await }).await?;
+        let r = self
+            .conn
+            .call(Effect::Repeatable, |mut c| async move { c.get_checkpoint(req).await })
+            .await?;
         let signed = convert::checkpoint(&r.checkpoint)?;
         let cp = self.config.policy.verify(&signed).map_err(VerifyError::from)?.checkpoint;
         self.observe(shard, &cp, None, Consistency::Linearizable).await?;
@@ -485,7 +443,10 @@ impl Client {
         to: Option<u64>,
     ) -> Result<(ConsistencyProof, Checkpoint), ClientError> {
         let req = pb::GetConsistencyRequest { shard: shard.0, from_size: from, to_size: to };
-        let r = self.call(false, |mut c| async move { c.get_consistency(req).await }).await?;
+        let r = self
+            .conn
+            .call(Effect::Repeatable, |mut c| async move { c.get_consistency(req).await })
+            .await?;
         let proof = r
             .proof
             .as_ref()
@@ -517,7 +478,8 @@ impl Client {
     ) -> Result<(Vec<Vec<u8>>, blockdb_verifier::SignedCheckpoint), ClientError> {
         self.origin(shard)?;
         let req = pb::WatchRequest { shard: shard.0, from_log_index: 0 };
-        let mut stream = self.call(false, |mut c| async move { c.watch(req).await }).await?;
+        let mut stream =
+            self.conn.call(Effect::Repeatable, |mut c| async move { c.watch(req).await }).await?;
         let mut leaves = Vec::new();
         let mut frontier = blockdb_verifier::Frontier::new();
         loop {
@@ -585,7 +547,8 @@ impl Client {
     ) -> Result<(), ClientError> {
         self.origin(shard)?;
         let req = pb::WatchRequest { shard: shard.0, from_log_index };
-        let mut stream = self.call(false, |mut c| async move { c.watch(req).await }).await?;
+        let mut stream =
+            self.conn.call(Effect::Repeatable, |mut c| async move { c.watch(req).await }).await?;
         let mut next = from_log_index;
         let mut pending: Vec<Vec<u8>> = Vec::new();
         loop {
@@ -624,6 +587,37 @@ impl Client {
                 None => return Err(VerifyError::Malformed("an empty watch event".into()).into()),
             }
         }
+    }
+
+    /// The cluster as the answering node sees it; unverified, like everything about the
+    /// cluster's operation (see [`crate::cluster`] and [`crate::ClusterAdmin::cluster_status`]).
+    ///
+    /// # Errors
+    /// As [`crate::ClusterAdmin::cluster_status`].
+    pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
+        cluster::status(&self.conn).await
+    }
+
+    /// Adds node `node_id` at `peer_addr` to every shard, each attempt limited to the config's
+    /// `membership_timeout`; see [`crate::ClusterAdmin::add_member`].
+    ///
+    /// # Errors
+    /// As [`crate::ClusterAdmin::add_member`].
+    pub async fn add_member(
+        &self,
+        node_id: u64,
+        peer_addr: &str,
+    ) -> Result<Vec<ShardMembership>, ClientError> {
+        cluster::add(&self.conn, self.config.membership_timeout, node_id, peer_addr).await
+    }
+
+    /// Removes node `node_id` from every shard; see [`crate::ClusterAdmin::remove_member`].
+    /// Keys pinned for it stay in the trust policy until the caller drops them.
+    ///
+    /// # Errors
+    /// As [`crate::ClusterAdmin::remove_member`].
+    pub async fn remove_member(&self, node_id: u64) -> Result<Vec<ShardMembership>, ClientError> {
+        cluster::remove(&self.conn, self.config.membership_timeout, node_id).await
     }
 
     async fn verify_bundle(
@@ -687,7 +681,10 @@ impl Client {
                 from_size: from.0,
                 to_size: Some(to.0),
             };
-            let r = self.call(false, |mut c| async move { c.get_consistency(req).await }).await?;
+            let r = self
+                .conn
+                .call(Effect::Repeatable, |mut c| async move { c.get_consistency(req).await })
+                .await?;
             let fetched = r
                 .proof
                 .as_ref()

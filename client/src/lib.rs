@@ -8,6 +8,9 @@
 //! ([`ClientError`]).
 //!
 //! - [`client`]: the gRPC client, with timeouts, bounded retries and verification.
+//! - [`cluster`]: the cluster's status and membership changes — operational, unverified — and
+//!   [`ClusterAdmin`], which calls them without a trust policy.
+//! - `connection`: the channels, time limits and retries both share.
 //! - [`trust`]: the trusted state and its transitions (no I/O).
 //! - [`store`]: where the trusted state is kept between runs.
 //!
@@ -29,6 +32,8 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod cluster;
+mod connection;
 mod convert;
 pub mod error;
 pub mod store;
@@ -37,6 +42,9 @@ pub mod trust;
 pub use client::{
     Client, ClientConfig, Consistency, NodeIdentity, VerifiedEntry, VerifiedRead, WriteReceipt,
     node_identity,
+};
+pub use cluster::{
+    ClusterAdmin, ClusterStatus, NodeStatus, ReplicationLag, Role, ShardMembership, ShardStatus,
 };
 pub use error::{ClientError, VerifyError};
 pub use store::{FileStore, MemoryStore, StoreError, TrustStore};

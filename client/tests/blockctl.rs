@@ -94,3 +94,132 @@ async fn the_tour_through_blockctl() {
     assert!(out.stdout.is_empty(), "nothing is shown from an answer that failed");
     served.stop().await;
 }
+
+/// `blockctl cluster` against a three-node cluster: the status as JSON and as a table, `trust
+/// init` pinning every member's key so that a read through another node verifies, and the exit
+/// codes of refused and unreachable membership calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_through_blockctl() {
+    let mut cluster = common::must_serve_cluster(3, 2).await;
+    cluster.must_converge(1, &[1, 2, 3], std::time::Duration::from_secs(60)).await;
+    let client = cluster.client(1).await;
+    for i in 0..6 {
+        client.insert(format!("k{i}").as_bytes(), b"v").await.expect("insert");
+    }
+    drop(client);
+    let status = cluster.must_converge(1, &[1, 2, 3], std::time::Duration::from_secs(60)).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path().to_owned();
+    let urls: Vec<String> = (1..=3).map(|id| cluster.node(id).url()).collect();
+    let nodes: Vec<(String, String, String)> = (1..=3)
+        .map(|id| {
+            let n = cluster.node(id);
+            (n.addr.to_string(), cluster.peers[&id].clone(), n.key.to_string())
+        })
+        .collect();
+    let cluster_id = status.cluster_id.clone();
+    tokio::task::spawn_blocking(move || {
+        // JSON: every member, its addresses and key, two shards each, one leader per shard.
+        let json: serde_json::Value =
+            serde_json::from_str(&must_ok(&dir, &urls[1], &["cluster", "status", "--json"]))
+                .expect("json");
+        assert_eq!(json["cluster_id"], cluster_id.as_str());
+        assert_eq!((json["shards"].as_u64(), json["answered_by"].as_u64()), (Some(2), Some(2)));
+        let listed = json["nodes"].as_array().expect("nodes");
+        assert_eq!(listed.len(), 3);
+        for (n, (api, peer, key)) in listed.iter().zip(&nodes) {
+            assert_eq!(
+                (&n["api_addr"], &n["peer_addr"]),
+                (&api.as_str().into(), &peer.as_str().into())
+            );
+            assert_eq!(n["verifier_key"], key.as_str());
+            assert!(n.get("error").is_none(), "{n}");
+            assert_eq!(n["shards"].as_array().expect("shards").len(), 2);
+        }
+        for shard in 0..2 {
+            let roles: Vec<&str> =
+                listed.iter().map(|n| n["shards"][shard]["role"].as_str().expect("role")).collect();
+            assert_eq!(roles.iter().filter(|r| **r == "leader").count(), 1, "{roles:?}");
+            let trees: Vec<(&serde_json::Value, &serde_json::Value)> = listed
+                .iter()
+                .map(|n| (&n["shards"][shard]["tree_size"], &n["shards"][shard]["root"]))
+                .collect();
+            assert!(trees.windows(2).all(|w| w[0] == w[1]), "{trees:?}");
+        }
+
+        // The table: a row per member, reachable, and a row per shard per member.
+        let table = must_ok(&dir, &urls[0], &["cluster", "status"]);
+        println!("{table}");
+        assert!(table.starts_with(&format!("cluster {cluster_id}: 3 node(s), 2 shard(s)")));
+        for (id, (api, peer, _)) in nodes.iter().enumerate() {
+            let row = format!("{}", id + 1);
+            let line = table
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(row.as_str()) && l.contains(api))
+                .unwrap_or_else(|| panic!("no row of node {row}:\n{table}"));
+            assert!(line.contains(peer) && line.ends_with("reachable"), "{line}");
+        }
+        let shard_rows: Vec<Vec<&str>> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("SHARD"))
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(shard_rows.len(), 6, "{table}");
+        for shard in ["0", "1"] {
+            let rows: Vec<&Vec<&str>> = shard_rows.iter().filter(|r| r[0] == shard).collect();
+            assert_eq!(rows.iter().filter(|r| r[2] == "leader").count(), 1, "{table}");
+            assert!(rows.windows(2).all(|w| w[0][7..9] == w[1][7..9]), "one tree: {table}");
+        }
+
+        // trust init pins all three keys; a read through node 3 of a write through node 1
+        // then verifies.
+        let trust = must_ok(&dir, &urls[0], &["trust", "init", "--yes"]);
+        let pinned = std::fs::read_to_string(dir.join("blockctl-keys.txt")).expect("keys");
+        for (_, _, key) in &nodes {
+            assert!(trust.contains(key.as_str()), "{trust}");
+            assert!(pinned.lines().any(|l| l == key), "{pinned}");
+        }
+        assert!(trust.contains("saved 3 key(s)"), "{trust}");
+        must_ok(&dir, &urls[0], &["insert", "alice", "hello"]);
+        let get = must_ok(&dir, &urls[2], &["get", "alice"]);
+        assert!(get.starts_with("alice v1 = hello (verified"), "{get}");
+
+        // Refusals exit 3; an unreachable cluster exits 4.
+        let out = blockctl(&dir, &urls[0], &["cluster", "remove", "9"]);
+        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
+        let out = blockctl(&dir, &urls[0], &["cluster", "add", "0", "127.0.0.1:1"]);
+        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+        let args = ["cluster", "status", "--timeout-ms", "500"];
+        let out = blockctl(&dir, "http://127.0.0.1:1", &args);
+        assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    })
+    .await
+    .expect("blockctl runs");
+
+    // With node 3 down, the status reports it unreachable (still exit 0), and trust init pins
+    // only the two keys it can see.
+    let three = cluster.nodes.remove(&3).expect("node 3");
+    let three_key = three.key.to_string();
+    three.stop().await;
+    let (dir, url) = (work.path().to_owned(), cluster.node(1).url());
+    tokio::task::spawn_blocking(move || {
+        let table = must_ok(&dir, &url, &["cluster", "status"]);
+        let row = table.lines().find(|l| l.starts_with("3 ")).unwrap_or_else(|| panic!("{table}"));
+        assert!(row.contains("UNREACHABLE"), "{table}");
+        let shard_rows = table.lines().skip_while(|l| !l.starts_with("SHARD")).skip(1);
+        let nodes_in_rows: Vec<&str> =
+            shard_rows.filter_map(|l| l.split_whitespace().nth(1)).collect();
+        assert_eq!(nodes_in_rows, ["1", "2", "1", "2"], "no shard rows of node 3: {table}");
+        let trust = must_ok(&dir, &url, &["trust", "init", "--yes"]);
+        println!("{trust}");
+        assert!(trust.contains("node 3 (api none") && trust.contains("its key is not pinned"));
+        let pinned = std::fs::read_to_string(dir.join("blockctl-keys.txt")).expect("keys");
+        assert!(!pinned.contains(&three_key), "{pinned}");
+        assert!(trust.contains("saved 2 key(s)"), "{trust}");
+    })
+    .await
+    .expect("blockctl runs");
+    cluster.stop().await;
+}

@@ -10,6 +10,8 @@
 
 pub mod api;
 pub mod config;
+/// `blockdb dev-cluster`: a local cluster of child `blockdb serve` processes on loopback.
+pub mod dev_cluster;
 pub mod error;
 pub mod ledger;
 pub mod metrics;

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use blockdb_server::config::{LogFormat, ServeArgs, ServeConfig};
+use blockdb_server::dev_cluster::DevClusterArgs;
 
 /// BlockDB: a replicated, append-only, verifiable ledger database.
 ///
@@ -25,14 +26,28 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "one value, parsed once at start")]
 enum Command {
     /// Run a node until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Run a cluster of N nodes on loopback (child processes) until SIGINT or SIGTERM.
+    ///
+    /// Node i (from 1) serves clients on BASE_PORT+2(i-1) and peers on the next port, and keeps
+    /// its data and its log in DATA_DIR/node-i. Once every shard has a leader it prints a table
+    /// of the nodes and their verifier keys. Running it again with the same flags and data
+    /// directory restarts the same cluster.
+    #[command(verbatim_doc_comment)]
+    DevCluster(DevClusterArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::DevCluster(args) => dev_cluster(&args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
     let config = match ServeConfig::resolve(args) {
         Ok(c) => c,
         Err(e) => {
@@ -41,12 +56,8 @@ fn main() -> ExitCode {
         }
     };
     init_logs(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("blockdb: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let result = runtime.block_on(blockdb_server::serve::serve(
         config.clone(),
@@ -72,6 +83,43 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("blockdb: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn dev_cluster(args: &DevClusterArgs) -> ExitCode {
+    let cluster = match args.plan() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("blockdb dev-cluster: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("blockdb dev-cluster: cannot find this program to start the nodes: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(cluster.run(&exe, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("blockdb dev-cluster: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("blockdb: cannot start the async runtime: {e}");
+            None
         }
     }
 }

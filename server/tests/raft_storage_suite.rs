@@ -33,9 +33,15 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         );
         let log = LogStore::new(Arc::clone(&engine), ShardId(0)).map_err(err)?;
         let corruption = Arc::new(std::sync::OnceLock::new());
-        let (sm, _views) =
-            StateMachine::open(engine, "blockdb.local/suite", ShardId(0), key, corruption)
-                .map_err(err)?;
+        let (sm, _views) = StateMachine::open(
+            engine,
+            "blockdb.local/suite",
+            ShardId(0),
+            key,
+            dir.path().join("snapshots"),
+            corruption,
+        )
+        .map_err(err)?;
         Ok((dir, log, sm))
     }
 }

@@ -1,5 +1,12 @@
 //! `blockctl`: talk to a BlockDB cluster from the shell, verifying every answer.
 //!
+//! `blockctl cluster status|add|remove` are the exception: they show and change how the cluster
+//! runs (members, Raft roles, indexes, lag), which no signature covers, so they need no pinned
+//! keys and show what the nodes say. `cluster status` prints a table of members (reachable or
+//! why not) and one row per shard per member; an unreachable member is reported, not an error.
+//! `trust init` pins every member's key (any one member's signature then suffices, as each node
+//! signs the checkpoints it serves), except those of members that did not answer.
+//!
 //! Exit codes: 0 done; 1 an answer failed verification (a bad proof or signature, a fork, a
 //! rollback — evidence against the server, never retried); 2 bad usage or unusable local files;
 //! 3 the server refused (conflict, not found, bad input); 4 the cluster was unavailable.
@@ -13,11 +20,16 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use blockdb_client::{
-    Client, ClientConfig, ClientError, Consistency, FileStore, VerifiedRead, node_identity,
+    Client, ClientConfig, ClientError, ClusterAdmin, Consistency, FileStore, VerifiedRead,
+    node_identity,
 };
 use blockdb_verifier::{Checkpoint, ShardId, TrustPolicy, VerifierKey};
 use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::json;
+
+// A crate root's modules live beside it, and a file there would be a binary of its own.
+#[path = "blockctl/cluster.rs"]
+mod cluster;
 
 /// Talk to a BlockDB cluster, verifying every answer before showing it.
 ///
@@ -25,6 +37,9 @@ use serde_json::json;
 /// init`) and against the checkpoints blockctl already trusts (kept in its state file), so a
 /// server that lies — a wrong value, a bad proof, a forked or rolled-back log — is caught and
 /// reported (exit code 1), never shown as data.
+///
+/// `blockctl cluster ...` shows and changes the cluster's membership; what it shows is the
+/// nodes' own report, not verified, and it needs no pinned keys.
 ///
 /// Exit codes: 0 done; 1 verification failed; 2 bad usage or local files; 3 the server refused
 /// (conflict, not found, bad input); 4 unavailable.
@@ -135,6 +150,11 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The cluster's members: their status, and adding or removing one (unverified).
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCmd,
+    },
     /// Pin the cluster's verifier keys: fetch them, show them, and save them once confirmed.
     Trust {
         #[command(subcommand)]
@@ -145,8 +165,41 @@ enum Cmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum ClusterCmd {
+    /// Show every member and, per shard, its role, indexes, tree and lag.
+    ///
+    /// A table of members (API and peer addresses, reachable or why not), then a row per shard
+    /// per member: Raft role, term, leader, committed and applied Raft indexes, tree size, root
+    /// (prefix) and the lag the leader sees. `--json` prints every field. An unreachable member
+    /// is reported, not an error.
+    Status,
+    /// Add a node to every shard: a learner until it has caught up, then a voter.
+    ///
+    /// Start the node with `--join` first. Adding a member again changes nothing.
+    Add {
+        /// The new node's id.
+        id: u64,
+        /// Where the other nodes reach its peer service (host:port).
+        peer_addr: String,
+        /// How long one attempt may wait for the node to catch up, in milliseconds.
+        #[arg(long, default_value_t = 300_000)]
+        wait_ms: u64,
+    },
+    /// Remove a node from every shard (refused for a shard's last voter).
+    Remove {
+        /// The node's id.
+        id: u64,
+        /// How long the change may take, in milliseconds.
+        #[arg(long, default_value_t = 300_000)]
+        wait_ms: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum TrustCmd {
-    /// Fetch each endpoint's verifier key, show it, and save the keys after confirmation.
+    /// Fetch each endpoint's verifier key and every cluster member's, show them, and save them
+    /// after confirmation: a checkpoint signed by any one of them is then trusted (each node
+    /// signs its own). Members that do not answer are reported and not pinned.
     Init {
         /// Save without asking (for scripts that check the keys some other way).
         #[arg(long)]
@@ -296,6 +349,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             Ok(())
         }
         Cmd::Trust { command: TrustCmd::Init { yes } } => trust_init(cli, *yes).await,
+        Cmd::Cluster { command } => cluster::run(cli, command).await,
         Cmd::Insert { key, value } => {
             let c = connect(cli).await?;
             let r = c.insert(&bytes_arg(cli, key)?, &bytes_arg(cli, value)?).await?;
@@ -483,12 +537,14 @@ async fn export(cli: &Cli, shard: ShardId, out: &Path) -> Result<(), Failure> {
 }
 
 async fn trust_init(cli: &Cli, yes: bool) -> Result<(), Failure> {
+    let timeout = Duration::from_millis(cli.timeout_ms);
+    let malformed = |err: blockdb_verifier::NoteError| {
+        ClientError::Verification(blockdb_client::VerifyError::Malformed(err.to_string()))
+    };
     let mut keys = Vec::new();
     for e in &cli.endpoint {
-        let id = node_identity(e, Duration::from_millis(cli.timeout_ms)).await?;
-        id.verifier_key.parse::<VerifierKey>().map_err(|err| {
-            ClientError::Verification(blockdb_client::VerifyError::Malformed(err.to_string()))
-        })?;
+        let id = node_identity(e, timeout).await?;
+        id.verifier_key.parse::<VerifierKey>().map_err(malformed)?;
         println!("{e}: node {} signs with\n  {}", id.node_name, id.verifier_key);
         for o in &id.origins {
             println!("  log {o}");
@@ -497,9 +553,21 @@ async fn trust_init(cli: &Cli, yes: bool) -> Result<(), Failure> {
             keys.push(id.verifier_key);
         }
     }
+    // Each member signs the checkpoints it serves with its own key, and any member may serve a
+    // read, so every member's key is pinned and any one signature suffices.
+    let status = ClusterAdmin::new(&cli.endpoint, timeout)?.cluster_status().await?;
+    pin_members(&status, &mut keys);
+    if cli.threshold > 1 && keys.len() > 1 {
+        println!(
+            "note: each node signs only the checkpoints it serves; with --threshold {} no \
+             checkpoint will verify (leave it at 1)",
+            cli.threshold
+        );
+    }
     if !yes {
         print!(
-            "Trust these keys? Compare them with the ones the nodes printed at start-up. [y/N] "
+            "Trust these keys (a checkpoint signed by any one of them)? Compare them with the \
+             ones the nodes printed at start-up. [y/N] "
         );
         std::io::stdout().flush().map_err(|e| Failure::Usage(e.to_string()))?;
         let mut answer = String::new();
@@ -511,14 +579,56 @@ async fn trust_init(cli: &Cli, yes: bool) -> Result<(), Failure> {
             return Err(Failure::Usage("not trusted; nothing saved".into()));
         }
     }
-    save_keys(&cli.keys_file, &keys)?;
+    save_keys(&cli.keys_file, &status.cluster_id, &keys)?;
     println!("saved {} key(s) to {}", keys.len(), cli.keys_file.display());
     Ok(())
 }
 
-fn save_keys(path: &Path, keys: &[String]) -> Result<(), Failure> {
-    let mut text =
-        String::from("# BlockDB verifier keys trusted by blockctl (name+keyid+base64)\n");
+/// Shows every member of the cluster with its key, adding the keys of those that answered to
+/// `keys`; those that did not are reported and left out.
+fn pin_members(status: &blockdb_client::ClusterStatus, keys: &mut Vec<String>) {
+    println!(
+        "cluster {}: {} member(s), answered by node {}",
+        status.cluster_id,
+        status.nodes.len(),
+        status.answered_by
+    );
+    let mut unpinned = 0;
+    for n in &status.nodes {
+        let addrs = format!("api {}, peer {}", or_none(&n.api_addr), or_none(&n.peer_addr));
+        match (&n.error, &n.verifier_key) {
+            (None, Some(key)) => {
+                println!("  node {} ({addrs}) signs with\n    {key}", n.node_id);
+                let key = key.to_string();
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            (error, _) => {
+                unpinned += 1;
+                let why = error.as_ref().map_or_else(
+                    || "it reported no key".to_owned(),
+                    |e| format!("UNREACHABLE: {e}"),
+                );
+                println!("  node {} ({addrs}): {why}; its key is not pinned", n.node_id);
+            }
+        }
+    }
+    if unpinned > 0 {
+        println!("run `blockctl trust init` again once every member answers to pin them all");
+    }
+}
+
+fn or_none(addr: &str) -> &str {
+    if addr.is_empty() { "none" } else { addr }
+}
+
+fn save_keys(path: &Path, cluster_id: &str, keys: &[String]) -> Result<(), Failure> {
+    let mut text = format!(
+        "# BlockDB verifier keys trusted by blockctl (name+keyid+base64): the members of \
+         cluster {cluster_id}\n# Each node signs the checkpoints it serves, so one signature \
+         suffices (--threshold 1).\n"
+    );
     for k in keys {
         text.push_str(k);
         text.push('\n');

@@ -690,6 +690,7 @@ async fn start_shard(
         cluster_origin,
         shard,
         Arc::clone(key),
+        config.data_dir.join("snapshots").join(format!("shard-{}", shard.0)),
         Arc::clone(&corruption),
     )?;
     let me = network.me();

@@ -16,8 +16,6 @@
 //! all. After a crash the state machine reopens at its last applied index (stored with the state
 //! it describes) and openraft replays the committed entries after it.
 
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::shard::{Command, Outcome};
@@ -25,6 +23,7 @@ use crate::ledger::shard::{Command, Outcome};
 pub mod codec;
 pub mod log_store;
 pub mod network;
+pub mod snapshot;
 pub mod state_machine;
 pub mod wire;
 
@@ -38,7 +37,7 @@ openraft::declare_raft_types!(
         R = Response,
         NodeId = NodeId,
         Node = openraft::BasicNode,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
 );
 
 /// A Raft log entry of BlockDB.

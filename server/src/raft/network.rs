@@ -72,7 +72,7 @@ pub enum PeerError {
         ms: u128,
     },
     /// The peer could not be connected to: it did not receive the request.
-    #[error("peer {addr} is unreachable: {status}")]
+    #[error("peer {addr} is unreachable: {}", describe(status))]
     Unreachable {
         /// The peer's address.
         addr: String,
@@ -80,13 +80,27 @@ pub enum PeerError {
         status: tonic::Status,
     },
     /// The call failed after it may have been sent, or the peer answered with an error.
-    #[error("peer {addr}: {status}")]
+    #[error("peer {addr}: {}", describe(status))]
     Failed {
         /// The peer's address.
         addr: String,
         /// The status.
         status: tonic::Status,
     },
+}
+
+/// A status in one line: its message and the innermost cause, if any.
+fn describe(status: &tonic::Status) -> String {
+    let mut innermost = None;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        innermost = Some(e);
+        source = e.source();
+    }
+    match innermost {
+        Some(e) if e.to_string() != status.message() => format!("{} ({e})", status.message()),
+        _ => status.message().to_owned(),
+    }
 }
 
 impl PeerError {

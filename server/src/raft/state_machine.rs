@@ -14,11 +14,15 @@
 //! replica records the corruption (status shows it), logs it, and fails the apply, which stops
 //! the shard's Raft instance on this node. It never serves the diverged state as the shard's.
 //!
-//! Snapshots are the shard's whole state (every key under its prefixes), built from a storage
-//! snapshot at one applied index and sent to a follower in chunks when it needs entries the log
-//! no longer holds. A snapshot is built in memory, up to [`SNAPSHOT_BYTES_MAX`].
+//! Snapshots are the shard's whole state (every key under its prefixes) at one applied index,
+//! streamed from a storage-engine snapshot into a file ([`super::snapshot`]) and sent to a
+//! follower in chunks when it needs entries the log no longer holds. Installing one streams the
+//! checked file into the engine in bounded batches: first the metadata is marked
+//! `installing` (synced), then the old state is deleted and the snapshot's written, and last the
+//! snapshot's own metadata replaces the mark (synced). A node that crashes in between finds the
+//! mark when it restarts and installs the same file again before it serves the shard.
 
-use std::io::Cursor;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
@@ -33,18 +37,25 @@ use blockdb_verifier::ShardId;
 
 use crate::ledger::shard::EntryInput;
 use crate::ledger::{NodeKey, Outcome, Shard, ShardError, ShardView};
+use crate::raft::snapshot::{self, SnapshotDir};
 use crate::raft::{Entry, NodeId, Response, RootCheck, TypeConfig};
 use crate::storage::{Engine, WriteBatch};
 
 /// The key prefixes of a shard's state (see [`crate::ledger::shard`] and this module).
 const STATE_TAGS: [u8; 7] = [b'A', b'B', b'E', b'L', b'M', b'R', b'V'];
-/// Longest snapshot this node builds or installs in one piece.
-pub const SNAPSHOT_BYTES_MAX: usize = 512 * 1024 * 1024;
+/// Bytes of keys and values per write batch while installing a snapshot, about.
+const INSTALL_BATCH_BYTES: usize = 4 << 20;
+
+/// A snapshot's data as openraft moves it: a file.
+pub type SnapshotData = tokio::fs::File;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Meta {
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
+    /// Set while a snapshot is being installed: its file, to install again after a crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    installing: Option<PathBuf>,
 }
 
 /// The state machine of one shard.
@@ -56,13 +67,16 @@ pub struct StateMachine {
     node_key: Arc<NodeKey>,
     meta: Meta,
     views: watch::Sender<Arc<ShardView>>,
-    current_snapshot: Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>,
+    snapshots: SnapshotDir,
+    /// The file the latest snapshot being received is written to.
+    receiving: Option<PathBuf>,
     corruption: Arc<std::sync::OnceLock<String>>,
 }
 
 impl StateMachine {
-    /// Opens shard `id` from `engine` and returns it with the receiver of its views. A diverged
-    /// replica's reason is set in `corruption`.
+    /// Opens shard `id` from `engine`, with its snapshots in `snapshot_dir`, and returns it with
+    /// the receiver of its views. A diverged replica's reason is set in `corruption`. An install
+    /// that a crash interrupted is finished first.
     ///
     /// # Errors
     /// Storage errors and corruption of the stored state.
@@ -71,10 +85,23 @@ impl StateMachine {
         cluster_origin: &str,
         id: ShardId,
         node_key: Arc<NodeKey>,
+        snapshot_dir: PathBuf,
         corruption: Arc<std::sync::OnceLock<String>>,
     ) -> Result<(StateMachine, watch::Receiver<Arc<ShardView>>), ShardError> {
+        let snapshots = SnapshotDir::open(snapshot_dir).map_err(|e| ShardError::Corrupt {
+            key: format!("shard {id} snapshots"),
+            reason: e.to_string(),
+        })?;
+        let mut meta = read_meta(&engine, id)?;
+        if let Some(file) = meta.installing.clone() {
+            tracing::warn!(shard = id.0, file = %file.display(), "finishing an interrupted snapshot install");
+            write_state_from(&engine, id, &file).map_err(|e| ShardError::Corrupt {
+                key: format!("shard {id} snapshot"),
+                reason: e.to_string(),
+            })?;
+            meta = read_meta(&engine, id)?;
+        }
         let shard = Shard::open(&engine, cluster_origin, id)?;
-        let meta = read_meta(&engine, id)?;
         let (views, rx) = watch::channel(Arc::new(shard.view(&engine, &node_key)));
         let sm = StateMachine {
             engine,
@@ -83,7 +110,8 @@ impl StateMachine {
             node_key,
             meta,
             views,
-            current_snapshot: None,
+            snapshots,
+            receiving: None,
             corruption,
         };
         Ok((sm, rx))
@@ -158,7 +186,8 @@ impl StateMachine {
             return Ok(());
         }
         let reason = format!(
-            "replica diverged: at tree size {} the leader's root is {} but this replica's is {}              (found applying raft entry {at}); the shard stopped on this node",
+            "replica diverged: at tree size {} the leader's root is {} but this replica's is {} \
+             (found applying raft entry {at}); the shard stopped on this node",
             check.tree_size,
             hex::encode(check.root),
             mine.map_or_else(
@@ -169,29 +198,6 @@ impl StateMachine {
         tracing::error!(shard = self.shard.id().0, "{reason}");
         let _ = self.corruption.set(reason.clone());
         Err(ShardError::Corrupt { key: format!("shard {} root", self.shard.id().0), reason })
-    }
-
-    #[expect(clippy::result_large_err, reason = "openraft's storage trait errors are this type")]
-    fn state_pairs(&self) -> Result<Vec<u8>, StorageError<NodeId>> {
-        let snapshot = self.engine.snapshot();
-        let mut out = Vec::new();
-        for tag in STATE_TAGS {
-            let prefix = tagged(tag, self.shard.id());
-            let mut end = prefix.clone();
-            end.push(0xff);
-            end.extend_from_slice(&[0xff; 8]);
-            for item in snapshot.scan(prefix..end) {
-                let (k, v) = item.map_err(sm_err(ErrorVerb::Read))?;
-                if out.len() + k.len() + v.len() + 8 > SNAPSHOT_BYTES_MAX {
-                    return Err(sm_err(ErrorVerb::Read)(std::io::Error::other(
-                        "the shard is too large for a snapshot in one piece",
-                    )));
-                }
-                put_bytes(&mut out, &k);
-                put_bytes(&mut out, &v);
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -229,30 +235,105 @@ fn sm_err<E: std::error::Error + 'static>(
     move |e| StorageIOError::new(ErrorSubject::StateMachine, verb, AnyError::new(&e)).into()
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    let len = u32::try_from(bytes.len()).expect("keys and values are below 4 GiB");
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(bytes);
+/// The keys of shard `id`'s state in an engine snapshot, in order; `M` (metadata) last unless
+/// `with_meta` is false.
+fn state_keys(
+    snapshot: &crate::storage::Snapshot,
+    id: ShardId,
+    with_meta: bool,
+) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), crate::storage::StorageError>> + '_ {
+    STATE_TAGS.into_iter().filter(move |&t| with_meta || t != b'M').flat_map(move |tag| {
+        let prefix = tagged(tag, id);
+        let mut end = prefix.clone();
+        end.extend_from_slice(&[0xff; 9]);
+        snapshot.scan(prefix..end)
+    })
 }
 
-fn split_bytes(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (len, rest) = bytes.split_first_chunk::<4>()?;
-    let len = u32::from_be_bytes(*len) as usize;
-    (rest.len() >= len).then(|| rest.split_at(len))
+/// Whether `file` is the file at `path`.
+async fn same_file(file: &tokio::fs::File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (file.metadata().await, tokio::fs::metadata(path).await) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+fn in_shard(id: ShardId) -> impl Fn(&[u8]) -> bool {
+    move |k| STATE_TAGS.iter().any(|&t| k.starts_with(&tagged(t, id)))
+}
+
+/// Replaces shard `id`'s state in `engine` with the checked snapshot file `file`: the old state
+/// goes and the file's is written in bounded batches, the file's metadata (`M`) last and synced.
+fn write_state_from(
+    engine: &Engine,
+    id: ShardId,
+    file: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let current = engine.snapshot();
+    let mut batch = WriteBatch::new();
+    let mut bytes = 0usize;
+    for item in state_keys(&current, id, false) {
+        let (k, _) = item?;
+        bytes += k.len() + 16;
+        batch.delete(k);
+        if bytes > INSTALL_BATCH_BYTES {
+            engine.write_with(std::mem::take(&mut batch), false)?;
+            bytes = 0;
+        }
+    }
+    let mut meta_value = None;
+    for pair in snapshot::pairs(file)? {
+        let (k, v) = pair?;
+        if k == meta_key(id) {
+            meta_value = Some(v);
+            continue;
+        }
+        bytes += k.len() + v.len() + 16;
+        batch.put(k, v);
+        if bytes > INSTALL_BATCH_BYTES {
+            engine.write_with(std::mem::take(&mut batch), false)?;
+            bytes = 0;
+        }
+    }
+    let meta_value = meta_value.ok_or("the snapshot has no state machine metadata")?;
+    batch.put(meta_key(id), meta_value);
+    engine.write_with(batch, true)?;
+    Ok(())
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineSnapshot {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let data = std::mem::replace(&mut self.data, Ok(Vec::new()))?;
-        Ok(Snapshot { meta: self.meta.clone(), snapshot: Box::new(Cursor::new(data)) })
+        let (snapshots, meta, id) = (self.snapshots.clone(), self.meta.clone(), self.shard);
+        let engine_snapshot = self.engine_snapshot.take().ok_or_else(|| {
+            sm_err(ErrorVerb::Read)(std::io::Error::other("a snapshot builder builds once"))
+        })?;
+        let meta_for_file = meta.clone();
+        let path = tokio::task::spawn_blocking(move || {
+            let pairs = state_keys(&engine_snapshot, id, true);
+            let path = snapshots.write(&meta_for_file, pairs)?;
+            snapshots.remove_older(&path)?;
+            Ok::<_, snapshot::SnapshotFileError>(path)
+        })
+        .await
+        .map_err(sm_err(ErrorVerb::Write))?
+        .map_err(|e| {
+            tracing::error!(shard = id.0, error = %e, "building a snapshot failed");
+            sm_err(ErrorVerb::Write)(e)
+        })?;
+        let file = tokio::fs::File::open(&path).await.map_err(sm_err(ErrorVerb::Read))?;
+        tracing::info!(shard = id.0, snapshot = meta.snapshot_id, "snapshot built");
+        Ok(Snapshot { meta, snapshot: Box::new(file) })
     }
 }
 
-/// A snapshot built from the state at one applied index, or why it could not be.
+/// Builds a snapshot from an engine snapshot taken at one applied index.
 #[derive(Debug)]
 pub struct StateMachineSnapshot {
     meta: SnapshotMeta<NodeId, BasicNode>,
-    data: Result<Vec<u8>, StorageError<NodeId>>,
+    shard: ShardId,
+    engine_snapshot: Option<crate::storage::Snapshot>,
+    snapshots: SnapshotDir,
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -287,71 +368,102 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        #[expect(
-            clippy::result_large_err,
-            reason = "openraft's storage trait errors are this type"
-        )]
-        let data = blocking(|| self.state_pairs());
+        // The engine snapshot is taken here, between applies, so it holds exactly the state at
+        // the applied index; the file is written later, off this task.
         let last = self.meta.last_applied;
         let meta = SnapshotMeta {
             last_log_id: last,
             last_membership: self.meta.membership.clone(),
             snapshot_id: format!("{}-{}", self.shard.id().0, last.map_or(0, |l| l.index)),
         };
-        match &data {
-            Ok(bytes) => self.current_snapshot = Some((meta.clone(), bytes.clone())),
-            // A failed build is reported by build_snapshot; the previous snapshot stays current.
-            Err(e) => tracing::error!(shard = self.shard.id().0, error = %e, "snapshot failed"),
+        StateMachineSnapshot {
+            meta,
+            shard: self.shard.id(),
+            engine_snapshot: Some(self.engine.snapshot()),
+            snapshots: self.snapshots.clone(),
         }
-        StateMachineSnapshot { meta, data }
     }
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    ) -> Result<Box<SnapshotData>, StorageError<NodeId>> {
+        let path = self.snapshots.temp_path("recv");
+        let file = tokio::fs::File::create(&path).await.map_err(sm_err(ErrorVerb::Write))?;
+        if let Some(old) = self.receiving.replace(path) {
+            let _ = tokio::fs::remove_file(old).await;
+        }
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError<NodeId>> {
-        let data = snapshot.into_inner();
+        use tokio::io::AsyncWriteExt as _;
         let id = self.shard.id();
-        let mut batch = WriteBatch::new();
-        // Remove this shard's state, then write the snapshot's, in one atomic batch.
-        let current = self.engine.snapshot();
-        for tag in STATE_TAGS {
-            let prefix = tagged(tag, id);
-            let mut end = prefix.clone();
-            end.extend_from_slice(&[0xff; 9]);
-            for item in current.scan(prefix..end) {
-                let (k, _) = item.map_err(sm_err(ErrorVerb::Read))?;
-                batch.delete(k);
+        let bad = |reason: String| sm_err(ErrorVerb::Write)(std::io::Error::other(reason));
+        let mut file = *snapshot;
+        file.flush().await.map_err(sm_err(ErrorVerb::Write))?;
+        // Usually the file is the one begin_receiving_snapshot made; any other handle (a
+        // snapshot built here, say) is copied into a file of our own first.
+        let received = match self.receiving.take() {
+            Some(path) if same_file(&file, &path).await => path,
+            other => {
+                if let Some(old) = other {
+                    let _ = tokio::fs::remove_file(old).await;
+                }
+                use tokio::io::AsyncSeekExt as _;
+                let path = self.snapshots.temp_path("copy");
+                let mut copy =
+                    tokio::fs::File::create(&path).await.map_err(sm_err(ErrorVerb::Write))?;
+                file.seek(std::io::SeekFrom::Start(0)).await.map_err(sm_err(ErrorVerb::Read))?;
+                tokio::io::copy(&mut file, &mut copy).await.map_err(sm_err(ErrorVerb::Write))?;
+                copy.flush().await.map_err(sm_err(ErrorVerb::Write))?;
+                file = copy;
+                path
             }
-        }
-        let mut rest = data.as_slice();
-        while !rest.is_empty() {
-            let bad = || sm_err(ErrorVerb::Write)(std::io::Error::other("malformed snapshot"));
-            let (k, after) = split_bytes(rest).ok_or_else(bad)?;
-            let (v, after) = split_bytes(after).ok_or_else(bad)?;
-            if !STATE_TAGS.iter().any(|&t| k.starts_with(&tagged(t, id))) {
-                return Err(bad());
+        };
+        file.sync_all().await.map_err(sm_err(ErrorVerb::Write))?;
+        drop(file);
+        let (engine, snapshots) = (Arc::clone(&self.engine), self.snapshots.clone());
+        let meta_want = meta.clone();
+        let mut marked = self.meta.clone();
+        // Check the whole file before anything changes; then mark, replace, unmark.
+        let installed = tokio::task::spawn_blocking(move || {
+            let (file_meta, pairs) = snapshot::verify(&received, in_shard(id))?;
+            if file_meta.last_log_id != meta_want.last_log_id
+                || file_meta.snapshot_id != meta_want.snapshot_id
+            {
+                return Err(format!(
+                    "the file holds snapshot {} but {} was sent",
+                    file_meta.snapshot_id, meta_want.snapshot_id
+                )
+                .into());
             }
-            batch.put(k.to_vec(), v.to_vec());
-            rest = after;
-        }
-        self.engine.write_with(batch, true).map_err(sm_err(ErrorVerb::Write))?;
+            let path = snapshots.path_of(&file_meta);
+            snapshots.commit(&received, &path)?;
+            marked.installing = Some(path.clone());
+            let mut batch = WriteBatch::new();
+            batch.put(meta_key(id), serde_json::to_vec(&marked).expect("metadata serializes"));
+            engine.write_with(batch, true)?;
+            write_state_from(&engine, id, &path)?;
+            snapshots.remove_older(&path)?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(pairs)
+        })
+        .await
+        .map_err(sm_err(ErrorVerb::Write))?;
+        let pairs = installed.map_err(|e| {
+            tracing::error!(shard = id.0, error = %e, "a received snapshot was refused");
+            bad(e.to_string())
+        })?;
         self.shard =
             Shard::open(&self.engine, &self.cluster_origin, id).map_err(sm_err(ErrorVerb::Read))?;
         self.meta = read_meta(&self.engine, id).map_err(sm_err(ErrorVerb::Read))?;
         if self.meta.last_applied != meta.last_log_id {
-            return Err(sm_err(ErrorVerb::Write)(std::io::Error::other(
-                "the snapshot's state does not match its metadata",
-            )));
+            return Err(bad("the snapshot's state does not match its metadata".into()));
         }
-        self.current_snapshot = Some((meta.clone(), data));
+        tracing::info!(shard = id.0, snapshot = meta.snapshot_id, pairs, "snapshot installed");
         self.publish();
         Ok(())
     }
@@ -359,9 +471,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        Ok(self.current_snapshot.as_ref().map(|(meta, data)| Snapshot {
-            meta: meta.clone(),
-            snapshot: Box::new(Cursor::new(data.clone())),
-        }))
+        let Some((meta, path)) = self.snapshots.latest().map_err(sm_err(ErrorVerb::Read))? else {
+            return Ok(None);
+        };
+        let file = tokio::fs::File::open(&path).await.map_err(sm_err(ErrorVerb::Read))?;
+        Ok(Some(Snapshot { meta, snapshot: Box::new(file) }))
     }
 }
