@@ -478,3 +478,91 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Some(Snapshot { meta, snapshot: Box::new(file) }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+    use crate::ledger::Command;
+    use crate::raft::Request;
+    use crate::storage::Options;
+
+    fn must_open(dir: &std::path::Path) -> (Arc<Engine>, StateMachine) {
+        let engine = Arc::new(Engine::open(dir.join("store"), Options::small_for_tests()).unwrap());
+        let key =
+            Arc::new(NodeKey::load_or_create(&dir.join("node.key"), "t", || [3; 32]).unwrap());
+        let (sm, _) = StateMachine::open(
+            Arc::clone(&engine),
+            "blockdb.local/t",
+            ShardId(0),
+            key,
+            dir.join("snapshots"),
+            Arc::new(std::sync::OnceLock::new()),
+        )
+        .unwrap();
+        (engine, sm)
+    }
+
+    fn entry(index: u64) -> Entry {
+        let commands =
+            vec![Command::Insert { key: format!("k{index}").into_bytes(), value: b"v".to_vec() }];
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Request { commit_time_ms: 1, check: None, commands }),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_install_cut_short_by_a_crash_is_finished_when_the_node_restarts() {
+        let a = tempfile::tempdir().unwrap();
+        let (_, mut source) = must_open(a.path());
+        source.apply((1..=40).map(entry)).await.unwrap();
+        let built = source.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let (path_meta, path) = source.snapshots.latest().unwrap().unwrap();
+        assert_eq!(path_meta, built.meta);
+
+        // A replica with other state, stopped right after it marked the install: its metadata
+        // names the snapshot file, and its old state is still there.
+        let b = tempfile::tempdir().unwrap();
+        let (engine, mut stale) = must_open(b.path());
+        stale.apply((1..=3).map(entry)).await.unwrap();
+        stale.meta.installing = Some(path.clone());
+        let mut batch = WriteBatch::new();
+        batch.put(meta_key(ShardId(0)), serde_json::to_vec(&stale.meta).unwrap());
+        let mut junk = tagged(b'R', ShardId(0));
+        junk.extend_from_slice(b"zz-not-in-the-snapshot");
+        batch.put(junk.clone(), b"x".to_vec());
+        engine.write_with(batch, true).unwrap();
+        drop((stale, engine));
+
+        let (engine, restarted) = must_open(b.path());
+        assert_eq!(restarted.meta.last_applied, built.meta.last_log_id);
+        assert_eq!(restarted.meta.installing, None);
+        assert_eq!(restarted.shard.checkpoint(), source.shard.checkpoint());
+        assert_eq!(engine.get(&junk).unwrap(), None, "the old state is gone");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_received_snapshot_that_does_not_check_out_changes_nothing() {
+        let a = tempfile::tempdir().unwrap();
+        let (_, mut source) = must_open(a.path());
+        source.apply((1..=10).map(entry)).await.unwrap();
+        let built = source.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let (_, path) = source.snapshots.latest().unwrap().unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 40;
+        bytes[last] ^= 1;
+
+        let b = tempfile::tempdir().unwrap();
+        let (_, mut replica) = must_open(b.path());
+        replica.apply((1..=2).map(entry)).await.unwrap();
+        let before = (replica.meta.last_applied, replica.shard.checkpoint());
+        let mut file = replica.begin_receiving_snapshot().await.unwrap();
+        use tokio::io::AsyncWriteExt as _;
+        file.write_all(&bytes).await.unwrap();
+        assert!(replica.install_snapshot(&built.meta, file).await.is_err());
+        assert_eq!((replica.meta.last_applied, replica.shard.checkpoint()), before);
+        assert_eq!(read_meta(&replica.engine, ShardId(0)).unwrap().installing, None);
+    }
+}
