@@ -8,7 +8,9 @@
 //!        │ reads each node's `verifier key:` line, then polls its GET /readyz
 //!        ▼
 //!  prints one table of the nodes; waits for Ctrl-C or SIGTERM (stop every node, exit 0)
-//!  or for a node to exit (show its log's tail, stop the others, exit non-zero)
+//!  a node that fails to start: show its log's tail, stop the others, exit non-zero
+//!  a node that exits later (kill -9 it to try failover): say so, print the command that
+//!  brings it back, keep the others running
 //! ```
 //!
 //! Node `i` (from 1) serves clients on `base_port + 2(i-1)` and peers on the port after. Every
@@ -213,8 +215,10 @@ impl DevCluster {
     }
 
     /// Starts every node as a child process of `exe` (this program), waits until all are ready,
-    /// prints a table of them, then runs until `shutdown` completes (returning `Ok`) or a node
-    /// exits (an error). Either way every node is stopped before this returns.
+    /// prints a table of them, then runs until `shutdown` completes. A node that exits before
+    /// the cluster is ready is an error (the others are stopped); one that exits later is
+    /// reported with the command that restarts it, and the others go on. Every node still
+    /// running is stopped before this returns.
     ///
     /// # Errors
     /// [`DevClusterError`] when a directory, log or port cannot be used, a node cannot be
@@ -261,9 +265,54 @@ impl DevCluster {
         loop {
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
-                () = sleep(Duration::from_millis(POLL_MS)) => check_running(running)?,
+                () = sleep(Duration::from_millis(POLL_MS)) => self.report_exits(running)?,
             }
         }
+    }
+
+    /// Reports each node that exited once the cluster was up, with the command that brings it
+    /// back; the others go on, as a real cluster does when a minority fails.
+    fn report_exits(&self, running: &mut [Running]) -> Result<(), DevClusterError> {
+        for r in running.iter_mut().filter(|r| !r.exit_reported) {
+            let status = r.child.try_wait().map_err(|source| DevClusterError::Io {
+                what: format!("cannot check on node {}", r.node.id),
+                source,
+            })?;
+            if let Some(status) = status {
+                r.exit_reported = true;
+                let args = self.serve_command(&r.node);
+                eprintln!(
+                    "node {} exited ({status}); the other nodes go on. Its log: {}\n\
+                     bring it back with:\n  {} {}",
+                    r.node.id,
+                    r.node.log_file.display(),
+                    std::env::current_exe().map_or("blockdb".into(), |p| p.display().to_string()),
+                    args.join(" ")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The arguments of `node`'s `blockdb serve`.
+    fn serve_command(&self, node: &DevNode) -> Vec<String> {
+        let mut args = vec![
+            "serve".to_owned(),
+            "--node-id".to_owned(),
+            node.id.to_string(),
+            "--peers".to_owned(),
+            self.peers(),
+            "--listen".to_owned(),
+            node.client_addr.to_string(),
+            "--data-dir".to_owned(),
+            node.data_dir.display().to_string(),
+            "--shards".to_owned(),
+            self.shards.to_string(),
+        ];
+        if let Some(level) = &self.log_level {
+            args.extend(["--log-level".to_owned(), level.clone()]);
+        }
+        args
     }
 
     /// Starts `node` with the settings of [`DevCluster::serve_args`] as flags.
@@ -280,15 +329,7 @@ impl DevCluster {
         std::io::Write::write_all(&mut log, START_MARK.as_bytes())
             .map_err(io(format!("cannot write {}", log_path.display())))?;
         let mut command = Command::new(exe);
-        command
-            .arg("serve")
-            .args(["--node-id", &node.id.to_string(), "--peers", &self.peers()])
-            .args(["--listen", &node.client_addr.to_string(), "--data-dir"])
-            .arg(dir)
-            .args(["--shards", &self.shards.to_string()]);
-        if let Some(level) = &self.log_level {
-            command.args(["--log-level", level]);
-        }
+        command.args(self.serve_command(node));
         for var in NODE_ENV_VARS {
             command.env_remove(var);
         }
@@ -444,7 +485,8 @@ async fn stop(running: &mut [Running]) {
     if running.is_empty() {
         return;
     }
-    eprintln!("stopping {} nodes", running.len());
+    let live = running.iter().filter(|r| !r.exit_reported).count();
+    eprintln!("stopping {live} nodes");
     for r in running.iter_mut() {
         // `id` is `None` once the exit has been reaped: that node needs no signal.
         let pid = r.child.id().and_then(|id| i32::try_from(id).ok());

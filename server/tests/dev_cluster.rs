@@ -159,6 +159,24 @@ fn must_pick_base_port() -> u16 {
     panic!("no run of {} free ports found", 2 * NODES);
 }
 
+/// The process id of the `blockdb serve` whose data directory is `dir`.
+fn node_pid(dir: &Path) -> u32 {
+    let want = dir.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").expect("/proc") {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> =
+            cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if args.iter().any(|a| a == "serve") && args.iter().any(|a| *a == want) {
+            return pid;
+        }
+    }
+    panic!("no blockdb serve process for {want}");
+}
+
 /// A key or value as a URL query parameter (base64, percent-encoded).
 fn enc(bytes: &[u8]) -> String {
     STANDARD.encode(bytes).replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
@@ -209,6 +227,27 @@ fn dev_cluster_replicates_stops_on_sigterm_and_restarts() {
         assert_eq!(node["shards"].as_array().map(Vec::len), Some(2), "{node}");
     }
 
+    // Phase 3b: a node killed with SIGKILL leaves the others running: dev-cluster goes on,
+    // and the cluster still takes writes through the survivors.
+    let victim = node_pid(&data_dir.join("node-3"));
+    let killed = Command::new("kill").args(["-KILL", &victim.to_string()]).status();
+    assert!(killed.expect("kill").success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = serde_json::json!({ "key": STANDARD.encode(b"after-kill"), "value": "" });
+        let r = agent
+            .post(url(1, "/v1/append"))
+            .header("content-type", "application/json")
+            .send(body.to_string());
+        if r.is_ok_and(|r| r.status().as_u16() == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no write after node 3 was killed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut cluster = cluster;
+    assert!(cluster.child.try_wait().expect("try_wait").is_none(), "dev-cluster stopped");
+
     // Phase 4: SIGTERM stops the command and every node: it exits 0, and no port of the
     // cluster accepts a connection any more.
     let status = cluster.must_stop();
@@ -218,8 +257,9 @@ fn dev_cluster_replicates_stops_on_sigterm_and_restarts() {
         let connected = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
         assert!(connected.is_err(), "port {port} still accepts connections");
     }
-    // Each node stopped cleanly on the SIGTERM it was sent, rather than being killed.
-    for id in 1..=NODES {
+    // Each node left running stopped cleanly on the SIGTERM it was sent, rather than being
+    // killed (node 3 was killed above).
+    for id in 1..NODES {
         let log = std::fs::read_to_string(data_dir.join(format!("node-{id}/blockdb.log")))
             .expect("node log");
         let this_run = log.rsplit("--- blockdb dev-cluster: starting").next().unwrap_or_default();
