@@ -170,7 +170,7 @@ fn node_pid(dir: &Path) -> u32 {
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<String> =
             cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if args.iter().any(|a| a == "serve") && args.iter().any(|a| *a == want) {
+        if args.iter().any(|a| a == "serve") && args.contains(&want) {
             return pid;
         }
     }
