@@ -4,7 +4,8 @@
 //!
 //! The failover test prints how long each shard took to take writes again after its leader was
 //! killed; `BLOCKDB_FAILOVER_ROUNDS=N` repeats the kills N times per shard and prints the median
-//! (`make bench-failover` runs it on a release build).
+//! (`make bench-failover` runs it on a release build). `BLOCKDB_E2E_JOIN_RECORDS` sets how many
+//! records the cluster holds before a node joins it (default 3,000).
 #![allow(
     clippy::unwrap_used,
     reason = "test helpers: a failed step fails the test, and the panic names the line"
@@ -349,7 +350,10 @@ fn a_joining_node_catches_up_through_a_snapshot_and_a_removed_node_leaves() {
     let mut c = Cluster::start(3, 2, &["--snapshot-entries", "100"]);
     let addrs = Arc::new(Mutex::new(c.live().iter().map(|s| s.addr.clone()).collect::<Vec<_>>()));
     let load = Load::start(Arc::clone(&addrs), 6);
-    wait_for_writes(&load, 3000, Duration::from_secs(120));
+    // BLOCKDB_E2E_JOIN_RECORDS makes the cluster the new node joins larger than CI's.
+    let records =
+        std::env::var("BLOCKDB_E2E_JOIN_RECORDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3000);
+    wait_for_writes(&load, records, Duration::from_secs(60 + records as u64 / 20));
     let acked = load.finish();
 
     // The leaders have purged their logs from the start: a new node can only catch up from a
@@ -373,6 +377,34 @@ fn a_joining_node_catches_up_through_a_snapshot_and_a_removed_node_leaves() {
         &data4,
         &["--node-id", "4", "--join", &c.peers[&1], "--peer-listen", &peer4],
     );
+    // The node named must be the one at that address, and of this cluster.
+    let wrong_id = serde_json::json!({ "node_id": 5, "peer_addr": peer4 }).to_string();
+    let (code, answer) = c.node(2).send("POST", "/v1/cluster/members", &wrong_id);
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("is node 4, not node 5"), "{answer}");
+    let foreign_peer = format!("127.0.0.1:{}", free_port());
+    let foreign = Server::must_start(
+        &c.dir.path().join("foreign"),
+        &["--node-id", "5", "--peer-listen", &foreign_peer],
+    );
+    let body = serde_json::json!({ "node_id": 5, "peer_addr": foreign_peer }).to_string();
+    let (code, answer) = c.node(2).send("POST", "/v1/cluster/members", &body);
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("belongs to cluster"), "{answer}");
+    // Node 4's data directory now belongs to this cluster: restarted with --join naming the
+    // other one, it refuses to start; restarted as it was, it runs.
+    four.must_stop();
+    let err = common::must_fail_to_start(
+        &data4,
+        &["--node-id", "4", "--join", &foreign_peer, "--peer-listen", &peer4],
+    );
+    assert!(err.contains("belongs to cluster"), "{err}");
+    foreign.must_stop();
+    let four = Server::must_start(
+        &data4,
+        &["--node-id", "4", "--join", &c.peers[&1], "--peer-listen", &peer4],
+    );
+
     let body = serde_json::json!({ "node_id": 4, "peer_addr": peer4 }).to_string();
     let (code, answer) = c.node(2).send("POST", "/v1/cluster/members", &body);
     assert_eq!(code, 200, "{answer}");

@@ -340,6 +340,34 @@ impl Node {
         if crate::raft::network::endpoint(addr).is_err() {
             return Err(RequestError::invalid(format!("peer address {addr:?} is not host:port")));
         }
+        // The node must run, belong to this cluster, and be the node it is said to be: otherwise
+        // it would refuse the leader's messages and the change would wait out its deadline.
+        let identity = self
+            .peers()
+            .call(addr, Duration::from_secs(5), |mut c| async move {
+                c.identity(pb::IdentityRequest {}).await
+            })
+            .await
+            .map_err(|e| {
+                RequestError::new(
+                    ErrorCode::Unavailable,
+                    format!("node {id} at {addr} does not answer: {e}"),
+                )
+            })?;
+        if identity.cluster_id != self.cluster_id() {
+            return Err(RequestError::invalid(format!(
+                "the node at {addr} belongs to cluster {}, not {}; start it with --join and an \
+                 empty data directory",
+                identity.cluster_id,
+                self.cluster_id()
+            )));
+        }
+        if identity.node_id != id {
+            return Err(RequestError::invalid(format!(
+                "the node at {addr} is node {}, not node {id}",
+                identity.node_id
+            )));
+        }
         let change = pb::change_membership_request::Change::Add(pb::AddMember {
             node_id: id,
             peer_addr: addr.to_owned(),

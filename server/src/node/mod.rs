@@ -775,6 +775,21 @@ async fn load_or_create_cluster(
                     file.node_id, config.node_id
                 )));
             }
+            if let Some(addr) = &config.join {
+                // Restarted with --join: the member it names must be of this node's cluster. A
+                // member that does not answer proves nothing either way; the node starts.
+                match cluster::identity_of(addr).await {
+                    Ok(identity) if identity.cluster_id != file.cluster_id => {
+                        return Err(bad(format!(
+                            "this data directory belongs to cluster {}, but the member at {addr} \
+                             is of cluster {}",
+                            file.cluster_id, identity.cluster_id
+                        )));
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(addr, error = e, "cannot check the cluster to join"),
+                }
+            }
             if let Some(n) = asked.filter(|&n| n != file.shards) {
                 return Err(bad(format!(
                     "this data directory holds {} shards; a cluster's shards are fixed when it \
