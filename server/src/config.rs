@@ -102,6 +102,11 @@ pub struct ServeArgs {
     /// Applied Raft entries between snapshots; the log is purged behind each [default: 20000].
     #[arg(long, env = "BLOCKDB_SNAPSHOT_ENTRIES")]
     pub snapshot_entries: Option<u64>,
+    /// The local IP address connections to peers are made from [default: any]. The chaos
+    /// harness gives each node its own loopback address so that its proxies can cut single
+    /// links.
+    #[arg(long, env = "BLOCKDB_PEER_SOURCE_IP")]
+    pub peer_source_ip: Option<std::net::IpAddr>,
 }
 
 /// How logs are written.
@@ -136,6 +141,7 @@ struct FileConfig {
     heartbeat_ms: Option<u64>,
     election_timeout_ms: Option<u64>,
     snapshot_entries: Option<u64>,
+    peer_source_ip: Option<std::net::IpAddr>,
 }
 
 /// The resolved configuration.
@@ -226,6 +232,7 @@ impl ServeConfig {
         if let Some(v) = args.snapshot_entries.or(file.snapshot_entries) {
             node.raft.snapshot_entries = v;
         }
+        node.peer_source_ip = args.peer_source_ip.or(file.peer_source_ip);
         check(&node)?;
         let listen = args.listen.or(file.listen).unwrap_or_else(|| ([127, 0, 0, 1], 7070).into());
         let mut peer_listen = args.peer_listen.or(file.peer_listen);

@@ -76,6 +76,9 @@ pub struct NodeConfig {
     pub peer_addr: Option<String>,
     /// The client address (REST and gRPC) this node reports in the cluster status.
     pub api_addr: Option<String>,
+    /// The local address this node's connections to its peers come from (any if `None`); a
+    /// fault-injecting proxy between the nodes tells them apart by it.
+    pub peer_source_ip: Option<std::net::IpAddr>,
     /// The members of a new cluster, by node id: peer addresses, this node among them. Empty
     /// for a node alone or joining. Used only when the data directory is new.
     pub initial_members: BTreeMap<NodeId, String>,
@@ -124,6 +127,7 @@ impl NodeConfig {
             node_id: 1,
             peer_addr: None,
             api_addr: None,
+            peer_source_ip: None,
             initial_members: BTreeMap::new(),
             join: None,
             cluster_token: DEFAULT_CLUSTER_TOKEN.into(),
@@ -275,7 +279,11 @@ impl Node {
         let key = Arc::new(key?);
         let engine = Arc::new(Engine::open(dir.join("store"), config.storage.clone())?);
         let cluster_origin = format!("blockdb.local/{}", cluster.cluster_id);
-        let peers = Peers::new(cluster.cluster_id.clone(), cluster.node_id);
+        let peers = Peers::with_source_ip(
+            cluster.cluster_id.clone(),
+            cluster.node_id,
+            config.peer_source_ip,
+        );
         let mut shards = Vec::new();
         for s in 0..cluster.shards {
             let shard = ShardId(s);

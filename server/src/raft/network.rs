@@ -45,6 +45,7 @@ pub struct Peers {
 struct Inner {
     cluster_id: String,
     me: NodeId,
+    source_ip: Option<std::net::IpAddr>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
@@ -113,10 +114,21 @@ impl PeerError {
 impl Peers {
     /// Channels of node `me` of cluster `cluster_id`.
     pub fn new(cluster_id: impl Into<String>, me: NodeId) -> Peers {
+        Peers::with_source_ip(cluster_id, me, None)
+    }
+
+    /// As [`Peers::new`], with every connection made from `source_ip` (so that a proxy in
+    /// between can tell the nodes apart by their source address; see the chaos harness).
+    pub fn with_source_ip(
+        cluster_id: impl Into<String>,
+        me: NodeId,
+        source_ip: Option<std::net::IpAddr>,
+    ) -> Peers {
         Peers {
             inner: Arc::new(Inner {
                 cluster_id: cluster_id.into(),
                 me,
+                source_ip,
                 channels: Mutex::new(HashMap::new()),
             }),
         }
@@ -145,7 +157,7 @@ impl Peers {
         let channel = match channels.get(addr) {
             Some(c) => c.clone(),
             None => {
-                let c = endpoint(addr)?.connect_lazy();
+                let c = endpoint(addr)?.local_address(self.inner.source_ip).connect_lazy();
                 channels.insert(addr.to_owned(), c.clone());
                 c
             }
@@ -403,6 +415,24 @@ mod tests {
         assert_eq!(waits[1], Duration::from_millis(100));
         assert_eq!(waits[6], Duration::from_millis(800));
         assert!(waits.iter().all(|w| *w <= Duration::from_secs(1)));
+    }
+
+    #[tokio::test]
+    async fn connections_come_from_the_source_ip_given() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let source: std::net::IpAddr = "127.0.0.7".parse().unwrap();
+        let peers = Peers::with_source_ip("c", 1, Some(source));
+        let call = tokio::spawn(async move {
+            let _ = peers
+                .call(&addr, Duration::from_secs(1), |mut c| async move {
+                    c.identity(pb::IdentityRequest {}).await
+                })
+                .await;
+        });
+        let (_, from) = listener.accept().await.unwrap();
+        assert_eq!(from.ip(), source);
+        call.abort();
     }
 
     #[tokio::test]
