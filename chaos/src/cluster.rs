@@ -1,0 +1,347 @@
+//! Cluster control: N real `blockdb` processes on loopback, each with its own data directory and
+//! log, their peer traffic through the harness's fault-injecting proxies ([`crate::proxy`]).
+//!
+//! Node `i` listens for clients on its API address, for peers on a private address that only
+//! its proxy dials, and connects to its peers from `127.0.0.<10+i>`. The cluster's member list
+//! names the proxies, so every message between two nodes crosses the proxy in front of its
+//! receiver, which knows the sender by its source address.
+//!
+//! Process faults: [`Cluster::kill`] (SIGKILL), [`Cluster::restart`] (with the node's data),
+//! [`Cluster::pause`] and [`Cluster::resume`] (SIGSTOP, SIGCONT). Every node's stderr goes to
+//! `node-<i>/blockdb.log`; [`Cluster::log_tail`] shows its end when something fails.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use blockdb_client::ClusterAdmin;
+use tokio::process::{Child, Command};
+
+use crate::proxy::{Links, NodeId, Proxy, source_ip};
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Number of nodes (1 to 9).
+    pub nodes: u64,
+    /// Number of shards.
+    pub shards: u32,
+    /// The `blockdb` binary.
+    pub binary: PathBuf,
+    /// Where the nodes' data directories and logs go.
+    pub dir: PathBuf,
+    /// More `blockdb serve` flags for every node.
+    pub extra_args: Vec<String>,
+}
+
+/// Why the cluster could not be started or controlled.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// An I/O error.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The cluster did not become ready.
+    #[error("the cluster was not ready within {0:?}: {1}")]
+    NotReady(Duration, String),
+    /// A bad request of the harness.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+struct NodeProc {
+    child: Option<Child>,
+    api: SocketAddr,
+    peer: SocketAddr,
+    data_dir: PathBuf,
+    log: PathBuf,
+}
+
+/// A running cluster.
+pub struct Cluster {
+    spec: ClusterSpec,
+    nodes: BTreeMap<NodeId, NodeProc>,
+    members: BTreeMap<NodeId, SocketAddr>,
+    links: Links,
+    _proxies: Vec<Proxy>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("spec", &self.spec).finish_non_exhaustive()
+    }
+}
+
+fn free_port() -> Result<u16, ClusterError> {
+    let io = |source| ClusterError::Io { what: "find a free port".into(), source };
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
+    Ok(l.local_addr().map_err(io)?.port())
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+impl Cluster {
+    /// Starts the proxies and the nodes and waits until every shard has a leader.
+    ///
+    /// # Errors
+    /// [`ClusterError`].
+    pub async fn start(spec: ClusterSpec) -> Result<Cluster, ClusterError> {
+        if !(1..=9).contains(&spec.nodes) {
+            return Err(ClusterError::Invalid(format!(
+                "{} nodes: 1 to 9 are possible",
+                spec.nodes
+            )));
+        }
+        let links = Links::new();
+        let mut nodes = BTreeMap::new();
+        let mut members = BTreeMap::new();
+        let mut proxies = Vec::new();
+        for id in 1..=spec.nodes {
+            let (api, peer) = (loopback(free_port()?), loopback(free_port()?));
+            let proxy =
+                Proxy::start(loopback(0), id, peer, links.clone()).await.map_err(|source| {
+                    ClusterError::Io { what: format!("start the proxy of node {id}"), source }
+                })?;
+            members.insert(id, proxy.listen);
+            proxies.push(proxy);
+            let data_dir = spec.dir.join(format!("node-{id}"));
+            let log = data_dir.join("blockdb.log");
+            nodes.insert(id, NodeProc { child: None, api, peer, data_dir, log });
+        }
+        let mut cluster = Cluster { spec, nodes, members, links, _proxies: proxies };
+        for id in 1..=cluster.spec.nodes {
+            cluster.spawn(id)?;
+        }
+        cluster.wait_ready(Duration::from_secs(60)).await?;
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, id: NodeId) -> Result<(), ClusterError> {
+        let peers: Vec<String> = self.members.iter().map(|(i, a)| format!("{i}={a}")).collect();
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .ok_or_else(|| ClusterError::Invalid(format!("no node {id}")))?;
+        let io = |what: String| move |source| ClusterError::Io { what, source };
+        std::fs::create_dir_all(&node.data_dir)
+            .map_err(io(format!("create {}", node.data_dir.display())))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .map_err(io(format!("open {}", node.log.display())))?;
+        let child = Command::new(&self.spec.binary)
+            .arg("serve")
+            .args(["--node-id", &id.to_string(), "--peers", &peers.join(",")])
+            .args(["--peer-listen", &node.peer.to_string()])
+            .args(["--peer-source-ip", &source_ip(id).to_string()])
+            .args(["--listen", &node.api.to_string(), "--shards", &self.spec.shards.to_string()])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .args(&self.spec.extra_args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(format!("start node {id} ({})", self.spec.binary.display())))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until every running node reports a leader for every shard.
+    ///
+    /// # Errors
+    /// [`ClusterError::NotReady`] after `within`.
+    pub async fn wait_ready(&self, within: Duration) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut last = String::from("no answer yet");
+        loop {
+            let mut ready = true;
+            for (id, node) in &self.nodes {
+                if node.child.is_none() {
+                    continue;
+                }
+                match ready_at(node.api).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        ready = false;
+                        last = format!("node {id} has a shard without a leader");
+                    }
+                    Err(e) => {
+                        ready = false;
+                        last = format!("node {id}: {e}");
+                    }
+                }
+            }
+            if ready {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClusterError::NotReady(within, last));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The node ids.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// Node `id`'s client address as a URL for the client library.
+    pub fn endpoint(&self, id: NodeId) -> Option<String> {
+        self.nodes.get(&id).map(|n| format!("http://{}", n.api))
+    }
+
+    /// Every node's client URL.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.values().map(|n| format!("http://{}", n.api)).collect()
+    }
+
+    /// The network between the nodes.
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
+    /// Whether node `id` runs (not killed; it may be paused).
+    pub fn is_running(&self, id: NodeId) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.child.is_some())
+    }
+
+    /// Kills node `id` with SIGKILL and reaps it.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn kill(&mut self, id: NodeId) -> Result<(), ClusterError> {
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .ok_or_else(|| ClusterError::Invalid(format!("no node {id}")))?;
+        if let Some(mut child) = node.child.take() {
+            // A paused process dies of SIGKILL too.
+            child
+                .kill()
+                .await
+                .map_err(|source| ClusterError::Io { what: format!("kill node {id}"), source })?;
+        }
+        Ok(())
+    }
+
+    /// Starts node `id` again with its data directory.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn restart(&mut self, id: NodeId) -> Result<(), ClusterError> {
+        if self.is_running(id) {
+            return Ok(());
+        }
+        self.spawn(id)
+    }
+
+    /// Stops node `id` with SIGSTOP.
+    ///
+    /// # Errors
+    /// When the signal cannot be sent.
+    pub fn pause(&self, id: NodeId) -> Result<(), ClusterError> {
+        self.signal(id, nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// Resumes node `id` with SIGCONT.
+    ///
+    /// # Errors
+    /// When the signal cannot be sent.
+    pub fn resume(&self, id: NodeId) -> Result<(), ClusterError> {
+        self.signal(id, nix::sys::signal::Signal::SIGCONT)
+    }
+
+    fn signal(&self, id: NodeId, signal: nix::sys::signal::Signal) -> Result<(), ClusterError> {
+        let pid = self
+            .nodes
+            .get(&id)
+            .and_then(|n| n.child.as_ref())
+            .and_then(Child::id)
+            .and_then(|p| i32::try_from(p).ok())
+            .ok_or_else(|| ClusterError::Invalid(format!("node {id} is not running")))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(|e| {
+            ClusterError::Io { what: format!("send {signal} to node {id}"), source: e.into() }
+        })
+    }
+
+    /// Node `id`'s data directory.
+    pub fn data_dir(&self, id: NodeId) -> Option<&Path> {
+        self.nodes.get(&id).map(|n| n.data_dir.as_path())
+    }
+
+    /// The last `lines` lines of node `id`'s log.
+    pub fn log_tail(&self, id: NodeId, lines: usize) -> String {
+        let Some(node) = self.nodes.get(&id) else { return String::new() };
+        let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// The leader of `shard` as the first answering node reports it.
+    pub async fn leader(&self, shard: u32) -> Option<NodeId> {
+        for (id, node) in &self.nodes {
+            if node.child.is_none() {
+                continue;
+            }
+            let Ok(admin) =
+                ClusterAdmin::new(&[format!("http://{}", node.api)], Duration::from_secs(1))
+            else {
+                continue;
+            };
+            if let Ok(status) = admin.cluster_status().await
+                && let Some(me) = status.node(*id)
+                && let Some(s) = me.shards.iter().find(|s| s.shard.0 == shard)
+                && let Some(l) = s.leader
+            {
+                return Some(l);
+            }
+        }
+        None
+    }
+
+    /// Stops every node with SIGTERM (resuming paused ones), waiting up to 10 s each.
+    pub async fn stop(&mut self) {
+        for (id, node) in &mut self.nodes {
+            let Some(mut child) = node.child.take() else { continue };
+            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                let pid = nix::unistd::Pid::from_raw(pid);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            }
+            if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+                tracing::warn!(node = id, "did not stop on SIGTERM; killing it");
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
+
+/// Whether the node at `api` reports every shard led (`GET /readyz` is 200).
+async fn ready_at(api: SocketAddr) -> std::io::Result<bool> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(api))
+        .await
+        .map_err(|_| std::io::Error::other("connect timed out"))??;
+    s.write_all(
+        format!("GET /readyz HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut answer))
+        .await
+        .map_err(|_| std::io::Error::other("no answer"))??;
+    Ok(answer.starts_with(b"HTTP/1.1 200"))
+}

@@ -1,0 +1,29 @@
+//! BlockDB's chaos harness: it runs a real cluster under faults, records what every client saw
+//! as a [`history::History`], and checks the history.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`cluster`] | N real `blockdb` processes on loopback: start, kill, restart, pause, resume |
+//! | [`proxy`] | fault-injecting TCP proxies between the nodes: cut, delay or stall single links |
+//! | [`nemesis`] | partition shapes (isolate, halves, bridge, majorities-ring) over a [`nemesis::Network`] |
+//! | [`history`] | the history format (JSON lines of invoke / ok / fail / info events) |
+//! | [`model`] | sequential specifications: Jepsen's register, and BlockDB's versioned keys |
+//! | [`linearizability`] | the Wing–Gong–Lowe linearizability checker, one key at a time |
+//! | [`jepsen`] | a reader for Jepsen's etcd register logs, the checker's third-party test data |
+//!
+//! ```text
+//!   run (faults + workload) ──► history.jsonl ──► check ──► per-key verdicts
+//!   Jepsen etcd log ──► jepsen::parse_log ──┘
+//! ```
+//!
+//! `blockdb-chaos check HISTORY.jsonl` re-checks a saved history; see the binary's `--help`.
+
+#![deny(missing_docs)]
+
+pub mod cluster;
+pub mod history;
+pub mod jepsen;
+pub mod linearizability;
+pub mod model;
+pub mod nemesis;
+pub mod proxy;
