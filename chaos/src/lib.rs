@@ -6,6 +6,7 @@
 //! | [`cluster`] | N real `blockdb` processes on loopback: start, kill, restart, pause, resume |
 //! | [`proxy`] | fault-injecting TCP proxies between the nodes: cut, delay or stall single links |
 //! | [`nemesis`] | partition shapes (isolate, halves, bridge, majorities-ring) over a [`nemesis::Network`] |
+//! | [`timeline`] | the nemesis timeline: each fault's start and end on the history's clock |
 //! | [`history`] | the history format (JSON lines of invoke / ok / fail / info events) |
 //! | [`model`] | sequential specifications: Jepsen's register, and BlockDB's versioned keys |
 //! | [`linearizability`] | the Wing–Gong–Lowe linearizability checker, one key at a time |
@@ -27,3 +28,4 @@ pub mod linearizability;
 pub mod model;
 pub mod nemesis;
 pub mod proxy;
+pub mod timeline;
