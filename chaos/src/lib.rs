@@ -6,6 +6,10 @@
 //! | [`cluster`] | N real `blockdb` processes on loopback: start, kill, restart, pause, resume |
 //! | [`proxy`] | fault-injecting TCP proxies between the nodes: cut, delay or stall single links |
 //! | [`nemesis`] | partition shapes (isolate, halves, bridge, majorities-ring) over a [`nemesis::Network`] |
+//! | [`workload`] | what client processes do (register, set) and how outcomes become history events |
+//! | [`run`] | one run: cluster, workload, nemesis, final reads, checkers, the run's folder |
+//! | [`plot`] | SVG plots of a run: latency and throughput over time, with the faults shaded |
+//! | [`set_check`] | the `set` workload's checker: lost, unexpected and recovered elements of the final read |
 //! | [`timeline`] | the nemesis timeline: each fault's start and end on the history's clock |
 //! | [`history`] | the history format (JSON lines of invoke / ok / fail / info events) |
 //! | [`model`] | sequential specifications: Jepsen's register, and BlockDB's versioned keys |
@@ -27,5 +31,9 @@ pub mod jepsen;
 pub mod linearizability;
 pub mod model;
 pub mod nemesis;
+pub mod plot;
 pub mod proxy;
+pub mod run;
+pub mod set_check;
 pub mod timeline;
+pub mod workload;

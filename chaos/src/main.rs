@@ -1,12 +1,17 @@
-//! `blockdb-chaos`: check a recorded history for linearizability.
+//! `blockdb-chaos`: run a local cluster under faults and check what its clients saw, or check a
+//! recorded history again.
 //!
 //! ```text
+//! blockdb-chaos run --nodes 3 --workload register --nemesis partition,kill --time 60s --seed 7
 //! blockdb-chaos check HISTORY.jsonl [--model register|blockdb-register] [--budget-ms N] [--steps-max N]
 //! blockdb-chaos check --jepsen FILE [--budget-ms N] [--steps-max N]
 //! ```
 //!
-//! Prints each key's verdict and the overall one. Exit code: 0 linearizable, 1 not
-//! linearizable, 2 bad input (or bad arguments), 3 unknown (the budget ran out).
+//! `run` leaves a folder per run (history, nemesis timeline, results.json, the nodes' logs) and
+//! prints one summary line; exit code 0 only when every checker passed (1 otherwise, 2 when the
+//! run could not be made). `check` prints each key's verdict and the overall one. Exit code: 0
+//! linearizable, 1 not linearizable, 2 bad input (or bad arguments), 3 unknown (the budget ran
+//! out).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -41,8 +46,64 @@ enum Command {
     ///
     /// Exit code: 0 linearizable, 1 not linearizable, 2 bad input, 3 unknown (out of budget).
     Check(CheckArgs),
-    // `run` (start a cluster, inject faults, run a workload, record and check its history) is
-    // to come here.
+    /// Start a cluster, run a workload while a nemesis injects faults, then check the history.
+    ///
+    /// Exit code: 0 every checker passed, 1 some did not, 2 the run could not be made.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Nodes of the cluster.
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Shards of the cluster.
+    #[arg(long, default_value_t = 2)]
+    shards: u32,
+    /// The workload: register or set.
+    #[arg(long, default_value = "register")]
+    workload: blockdb_chaos::workload::Workload,
+    /// Faults to choose from, comma-separated: partition, kill, pause; `none` for none.
+    #[arg(long, default_value = "partition,kill")]
+    nemesis: String,
+    /// How long the workload runs: `60s`, `500ms`, `2m`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    time: Duration,
+    /// The seed of every random choice of the harness.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Client processes at once.
+    #[arg(long, default_value_t = 10)]
+    concurrency: usize,
+    /// Operations per second over all processes, at most.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Keys of the register workload.
+    #[arg(long, default_value_t = 5)]
+    keys: usize,
+    /// How long each fault lasts, and each healthy stretch between faults.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    fault_interval: Duration,
+    /// Where run folders go.
+    #[arg(long, default_value = "chaos-runs")]
+    out: PathBuf,
+    /// The `blockdb` binary [default: the one beside this program].
+    #[arg(long)]
+    blockdb: Option<PathBuf>,
+    /// A `blockdb serve` flag for every node (repeat for more), e.g. `--node-arg=--unsafe-follower-reads`.
+    #[arg(long, allow_hyphen_values = true)]
+    node_arg: Vec<String>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration like 60s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?}: the unit must be ms, s or m")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +140,60 @@ enum ModelName {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check(args) => check(&args),
+        Command::Run(args) => run_chaos(args),
+    }
+}
+
+fn run_chaos(args: RunArgs) -> ExitCode {
+    let faults: Result<Vec<blockdb_chaos::run::Fault>, String> = if args.nemesis == "none" {
+        Ok(Vec::new())
+    } else {
+        args.nemesis.split(',').map(str::parse).collect()
+    };
+    let faults = match faults {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("blockdb-chaos: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let blockdb = args.blockdb.unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("blockdb")))
+            .unwrap_or_else(|| PathBuf::from("blockdb"))
+    });
+    let config = blockdb_chaos::run::RunConfig {
+        nodes: args.nodes,
+        shards: args.shards,
+        workload: args.workload,
+        faults,
+        time: args.time,
+        seed: args.seed,
+        concurrency: args.concurrency.max(1),
+        rate: args.rate,
+        keys: args.keys.max(1),
+        fault_interval: args.fault_interval,
+        out_dir: args.out,
+        blockdb,
+        node_args: args.node_arg,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("blockdb-chaos: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    match runtime.block_on(blockdb_chaos::run::run(config)) {
+        Ok(result) => {
+            println!("{}", result.summary);
+            if result.valid { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_LINEARIZABLE) }
+        }
+        Err(e) => {
+            eprintln!("blockdb-chaos: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
     }
 }
 

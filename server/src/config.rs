@@ -107,6 +107,9 @@ pub struct ServeArgs {
     /// links.
     #[arg(long, env = "BLOCKDB_PEER_SOURCE_IP")]
     pub peer_source_ip: Option<std::net::IpAddr>,
+    /// Breaks linearizable reads on followers on purpose, for the chaos harness's self-test.
+    #[arg(long, hide = true)]
+    pub unsafe_follower_reads: bool,
 }
 
 /// How logs are written.
@@ -233,6 +236,10 @@ impl ServeConfig {
             node.raft.snapshot_entries = v;
         }
         node.peer_source_ip = args.peer_source_ip.or(file.peer_source_ip);
+        node.unsafe_follower_reads = args.unsafe_follower_reads;
+        if node.unsafe_follower_reads {
+            eprintln!("blockdb: --unsafe-follower-reads: linearizable reads are NOT linearizable");
+        }
         check(&node)?;
         let listen = args.listen.or(file.listen).unwrap_or_else(|| ([127, 0, 0, 1], 7070).into());
         let mut peer_listen = args.peer_listen.or(file.peer_listen);

@@ -160,6 +160,8 @@ pub(crate) async fn read_index(
                 Err(e) if e.code == ErrorCode::NotLeader => last = Some(e.message),
                 result => return result,
             },
+            // The deliberate bug the chaos harness must catch (see NodeConfig).
+            Some(_) if node.config().unsafe_follower_reads => return Ok(0),
             Some((_, addr)) => {
                 let request = pb::ReadIndexRequest { header: Some(node.peers().header(shard)) };
                 let left = deadline.saturating_duration_since(Instant::now());

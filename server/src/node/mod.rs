@@ -90,6 +90,10 @@ pub struct NodeConfig {
     pub cluster_token: String,
     /// Raft timing and snapshot settings.
     pub raft: RaftSettings,
+    /// **Breaks linearizability on purpose**: followers answer linearizable reads from their own
+    /// state without the leader's read index. Only for checking that the chaos harness catches
+    /// it; never set otherwise.
+    pub unsafe_follower_reads: bool,
 }
 
 /// Raft timing and snapshot settings of every shard.
@@ -132,6 +136,7 @@ impl NodeConfig {
             join: None,
             cluster_token: DEFAULT_CLUSTER_TOKEN.into(),
             raft: RaftSettings::default(),
+            unsafe_follower_reads: false,
         }
     }
 }

@@ -1,0 +1,515 @@
+//! One chaos run: start a cluster, run a workload's client processes while a nemesis injects
+//! faults, heal, read the final state, check the history, and leave everything in one folder.
+//!
+//! ```text
+//!  Cluster::start ──► processes (workload, bounded rate) ──► history.jsonl
+//!        │                      ▲
+//!        └── nemesis: healthy interval, fault, healthy interval, fault, ... ──► nemesis.jsonl
+//!  end: stop processes, heal everything, final reads, checkers ──► results.json, plots
+//! ```
+//!
+//! The run folder holds `history.jsonl`, `nemesis.jsonl`, `results.json` (the seed, the settings,
+//! counts, and one verdict per checker), the nodes' data directories and logs, and the plots. A
+//! run is valid only when every checker passes; the seed fixes every random choice of the
+//! harness (which faults, which nodes, which operations), though not the cluster's timing.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use blockdb_client::{Client, ClientConfig, ClusterAdmin, MemoryStore};
+use blockdb_verifier::{ShardId, TrustPolicy};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom as _;
+use rand::{Rng, SeedableRng as _};
+use serde_json::{Value, json};
+
+use crate::cluster::{Cluster, ClusterSpec};
+use crate::history::{Event, EventType, History};
+use crate::linearizability::{Budget, Status, check_history};
+use crate::model::versioned::VersionedRegister;
+use crate::nemesis::{self, Network as _, Shape};
+use crate::proxy::NodeId;
+use crate::timeline::Timeline;
+use crate::workload::{self, Op, Outcome, Workload};
+
+/// A fault the nemesis may inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A network partition of some shape.
+    Partition,
+    /// `kill -9` of a node (restarted when healed).
+    Kill,
+    /// SIGSTOP of a node (resumed when healed).
+    Pause,
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Fault, String> {
+        match s {
+            "partition" => Ok(Fault::Partition),
+            "kill" => Ok(Fault::Kill),
+            "pause" => Ok(Fault::Pause),
+            other => Err(format!("unknown nemesis {other:?}; known: partition, kill, pause")),
+        }
+    }
+}
+
+/// The settings of a run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Nodes (3 or 5).
+    pub nodes: u64,
+    /// Shards.
+    pub shards: u32,
+    /// The workload.
+    pub workload: Workload,
+    /// The faults to choose from; none: a run without faults.
+    pub faults: Vec<Fault>,
+    /// How long the workload runs.
+    pub time: Duration,
+    /// The seed of every random choice.
+    pub seed: u64,
+    /// Client processes running at once.
+    pub concurrency: usize,
+    /// Operations per second over all processes, at most.
+    pub rate: f64,
+    /// Keys of the register workload.
+    pub keys: usize,
+    /// How long each fault lasts, and each healthy stretch between faults.
+    pub fault_interval: Duration,
+    /// Where the run's folder is made.
+    pub out_dir: PathBuf,
+    /// The `blockdb` binary.
+    pub blockdb: PathBuf,
+    /// More `blockdb serve` flags for every node.
+    pub node_args: Vec<String>,
+}
+
+/// What a run found.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// The run's folder.
+    pub dir: PathBuf,
+    /// Whether every checker passed.
+    pub valid: bool,
+    /// One line for people.
+    pub summary: String,
+}
+
+/// The history as it is recorded: events appended under one lock, so line order is real-time
+/// order.
+struct Recorder {
+    start: Instant,
+    history: Mutex<History>,
+    broken: Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    fn invoke(&self, process: u64, op: &Op) -> Event {
+        let mut h = self.history.lock().expect("no panic holding the lock");
+        let e = Event::invoke(process, op.f, Some(&op.key), op.value.clone(), self.now_ns());
+        self.push(&mut h, e.clone());
+        e
+    }
+
+    fn complete(&self, invoke: &Event, outcome: &Outcome) {
+        let mut h = self.history.lock().expect("no panic holding the lock");
+        let t = self.now_ns();
+        let e = match outcome {
+            Outcome::Ok(v) => Event::complete(invoke, EventType::Ok, v.clone(), None, t),
+            Outcome::Fail(why, v) => {
+                Event::complete(invoke, EventType::Fail, v.clone(), Some(why), t)
+            }
+            Outcome::Info(why) => Event::complete(invoke, EventType::Info, None, Some(why), t),
+            Outcome::Unverified(why) => {
+                self.broken.lock().expect("no panic").push(format!("verification failed: {why}"));
+                Event::complete(invoke, EventType::Info, None, Some("verification"), t)
+            }
+        };
+        self.push(&mut h, e);
+    }
+
+    fn push(&self, h: &mut History, e: Event) {
+        if let Err(err) = h.push(e) {
+            self.broken.lock().expect("no panic").push(format!("recorder: {err}"));
+        }
+    }
+}
+
+/// Runs `config` and returns what it found; the folder is written either way.
+///
+/// # Errors
+/// When the cluster cannot be started or the folder written.
+pub async fn run(config: RunConfig) -> anyhow::Result<RunResult> {
+    let dir = config.out_dir.join(format!(
+        "{}-{}-seed{}-{}",
+        match config.workload {
+            Workload::Register => "register",
+            Workload::Set => "set",
+        },
+        config.nodes,
+        config.seed,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let spec = ClusterSpec {
+        nodes: config.nodes,
+        shards: config.shards,
+        binary: config.blockdb.clone(),
+        dir: dir.join("nodes"),
+        extra_args: [
+            vec!["--log-level".into(), "info,openraft=error,openraft::replication=off".into()],
+            config.node_args.clone(),
+        ]
+        .concat(),
+    };
+    let cluster = Cluster::start(spec).await?;
+    let endpoints = cluster.endpoints();
+    let admin = ClusterAdmin::new(&endpoints, Duration::from_secs(2))?;
+    let keys = admin.cluster_status().await?.verifier_keys();
+    let policy = TrustPolicy::new(keys, 1)?;
+    let cluster = Arc::new(tokio::sync::Mutex::new(cluster));
+
+    let recorder = Arc::new(Recorder {
+        start: Instant::now(),
+        history: Mutex::new(History::new()),
+        broken: Mutex::new(Vec::new()),
+    });
+    let deadline = Instant::now() + config.time;
+    let mut workers = tokio::task::JoinSet::new();
+    for p in 0..config.concurrency {
+        let endpoint = endpoints[p % endpoints.len()].clone();
+        let (recorder, policy, config) = (Arc::clone(&recorder), policy.clone(), config.clone());
+        workers
+            .spawn(async move { worker(p, endpoint, policy, recorder, &config, deadline).await });
+    }
+    let mut timeline = Timeline::default();
+    nemesis_loop(&config, &cluster, &recorder, &mut timeline, deadline).await;
+    while workers.join_next().await.is_some() {}
+
+    // Heal everything and let the cluster settle before the final reads.
+    heal_all(&cluster, &recorder, &mut timeline).await;
+    cluster.lock().await.wait_ready(Duration::from_secs(60)).await?;
+    let final_process = config.concurrency as u64 * 1_000_000;
+    final_reads(&config, &endpoints[0], &policy, &recorder, final_process).await;
+
+    let history = std::mem::take(&mut *recorder.history.lock().expect("no panic"));
+    let broken = std::mem::take(&mut *recorder.broken.lock().expect("no panic"));
+    let mut out = std::fs::File::create(dir.join("history.jsonl"))?;
+    history.write_jsonl(&mut out)?;
+    timeline.write_jsonl(std::fs::File::create(dir.join("nemesis.jsonl"))?)?;
+    for (name, plot) in [
+        ("latency.svg", crate::plot::latency_svg as fn(&History, &Timeline, &std::path::Path) -> _),
+        ("throughput.svg", crate::plot::throughput_svg),
+    ] {
+        if let Err(e) = plot(&history, &timeline, &dir.join(name)) {
+            tracing::warn!(error = %e, "a plot could not be drawn");
+        }
+    }
+    cluster.lock().await.stop().await;
+
+    let (valid, results, summary) = check(&config, &history, &broken);
+    let results = json!({
+        "seed": config.seed,
+        "nodes": config.nodes,
+        "shards": config.shards,
+        "workload": format!("{:?}", config.workload).to_lowercase(),
+        "faults": config.faults.iter().map(|f| format!("{f:?}").to_lowercase()).collect::<Vec<_>>(),
+        "time_s": config.time.as_secs_f64(),
+        "concurrency": config.concurrency,
+        "rate": config.rate,
+        "valid": valid,
+        "checkers": results,
+        "faults_injected": timeline.faults.len(),
+    });
+    std::fs::write(dir.join("results.json"), serde_json::to_vec_pretty(&results)?)?;
+    let summary =
+        format!("{} {}: {summary}", if valid { "VALID" } else { "INVALID" }, dir.display());
+    Ok(RunResult { dir, valid, summary })
+}
+
+async fn worker(
+    p: usize,
+    endpoint: String,
+    policy: TrustPolicy,
+    recorder: Arc<Recorder>,
+    config: &RunConfig,
+    deadline: Instant,
+) {
+    let mut rng = StdRng::seed_from_u64(config.seed.wrapping_mul(1_000_003).wrapping_add(p as u64));
+    let mut client_config = ClientConfig::new(vec![endpoint], policy);
+    client_config.timeout = Duration::from_secs(2);
+    client_config.retries = 1;
+    let client = loop {
+        match Client::connect(client_config.clone(), Arc::new(MemoryStore::default())).await {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(_) => return,
+        }
+    };
+    let pause = Duration::from_secs_f64(config.concurrency as f64 / config.rate.max(0.001));
+    let mut process = p as u64;
+    let mut counter = 0u64;
+    let mut last_seen = vec![None; config.keys];
+    while Instant::now() < deadline {
+        counter += 1;
+        let op = match config.workload {
+            Workload::Register => {
+                workload::next_register_op(&mut rng, config.keys, counter, &last_seen)
+            }
+            Workload::Set => Op { f: "add", key: format!("e{p}-{counter}"), value: None },
+        };
+        let invoke = recorder.invoke(process, &op);
+        let outcome = workload::run_op(&client, &op, Duration::from_secs(5)).await;
+        recorder.complete(&invoke, &outcome);
+        if let (Outcome::Ok(Some(v)), Some(k)) = (&outcome, op.key.strip_prefix('r'))
+            && let (Some(version), Ok(k)) = (v["version"].as_u64(), k.parse::<usize>())
+            && let Some(slot) = last_seen.get_mut(k)
+        {
+            *slot = Some(version);
+        }
+        if matches!(outcome, Outcome::Info(_) | Outcome::Unverified(_)) {
+            // The process may still be inside that operation: a new one takes over.
+            process += config.concurrency as u64;
+        }
+        // Rate: each process waits its share, jittered.
+        let jitter = rng.random_range(0.5..1.5);
+        tokio::time::sleep(pause.mul_f64(jitter)).await;
+    }
+}
+
+async fn nemesis_loop(
+    config: &RunConfig,
+    cluster: &Arc<tokio::sync::Mutex<Cluster>>,
+    recorder: &Recorder,
+    timeline: &mut Timeline,
+    deadline: Instant,
+) {
+    if config.faults.is_empty() {
+        tokio::time::sleep_until(deadline.into()).await;
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    loop {
+        let healthy_until = Instant::now() + config.fault_interval;
+        if healthy_until + config.fault_interval > deadline {
+            tokio::time::sleep_until(deadline.into()).await;
+            return;
+        }
+        tokio::time::sleep_until(healthy_until.into()).await;
+        let Some(&fault) = config.faults.choose(&mut rng) else { return };
+        let mut c = cluster.lock().await;
+        let ids = c.ids();
+        let leader = c.leader(0).await;
+        let target = if rng.random_bool(0.5) { leader } else { None }
+            .unwrap_or_else(|| ids[rng.random_range(0..ids.len())]);
+        let (kind, what) = match fault {
+            Fault::Partition => {
+                let mut shapes = vec![Shape::Isolate(target), Shape::Halves];
+                if ids.len() >= 5 {
+                    shapes.extend([Shape::Bridge, Shape::MajoritiesRing]);
+                }
+                let shape = *shapes.choose(&mut rng).unwrap_or(&Shape::Halves);
+                let grudge = nemesis::grudge(shape, &ids, &mut rng);
+                nemesis::apply(c.links(), &grudge);
+                ("partition", format!("{shape}: {}", describe(&nemesis::reachable(&ids, &grudge))))
+            }
+            Fault::Kill => {
+                if let Err(e) = c.kill(target).await {
+                    tracing::warn!(error = %e, "kill failed");
+                }
+                ("kill", format!("kill -9 node {target}"))
+            }
+            Fault::Pause => {
+                if let Err(e) = c.pause(target) {
+                    tracing::warn!(error = %e, "pause failed");
+                }
+                ("pause", format!("SIGSTOP node {target}"))
+            }
+        };
+        let i = timeline.begin(recorder.now_ns(), kind, what);
+        drop(c);
+        tokio::time::sleep(config.fault_interval).await;
+        let mut c = cluster.lock().await;
+        match fault {
+            Fault::Partition => c.links().heal(),
+            Fault::Kill => {
+                if let Err(e) = c.restart(target) {
+                    tracing::warn!(error = %e, "restart failed");
+                }
+            }
+            Fault::Pause => {
+                if let Err(e) = c.resume(target) {
+                    tracing::warn!(error = %e, "resume failed");
+                }
+            }
+        }
+        timeline.end(i, recorder.now_ns());
+    }
+}
+
+fn describe(reach: &BTreeMap<NodeId, std::collections::BTreeSet<NodeId>>) -> String {
+    let parts: Vec<String> = reach
+        .iter()
+        .map(|(n, can)| {
+            format!("{n}→{{{}}}", can.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
+        })
+        .collect();
+    parts.join(" ")
+}
+
+async fn heal_all(
+    cluster: &Arc<tokio::sync::Mutex<Cluster>>,
+    recorder: &Recorder,
+    timeline: &mut Timeline,
+) {
+    let mut c = cluster.lock().await;
+    c.links().heal();
+    for id in c.ids() {
+        if c.is_running(id) {
+            let _ = c.resume(id);
+        } else if let Err(e) = c.restart(id) {
+            tracing::warn!(node = id, error = %e, "restart failed");
+        }
+    }
+    timeline.end_all(recorder.now_ns());
+}
+
+async fn final_reads(
+    config: &RunConfig,
+    endpoint: &str,
+    policy: &TrustPolicy,
+    recorder: &Recorder,
+    process: u64,
+) {
+    let mut client_config = ClientConfig::new(vec![endpoint.to_owned()], policy.clone());
+    client_config.timeout = Duration::from_secs(10);
+    let Ok(client) = Client::connect(client_config, Arc::new(MemoryStore::default())).await else {
+        recorder.broken.lock().expect("no panic").push("the final reads could not connect".into());
+        return;
+    };
+    match config.workload {
+        Workload::Register => {
+            for k in 0..config.keys {
+                let op = Op { f: "read", key: workload::register_key(k), value: None };
+                let invoke = recorder.invoke(process, &op);
+                let outcome = workload::run_op(&client, &op, Duration::from_secs(15)).await;
+                recorder.complete(&invoke, &outcome);
+            }
+        }
+        Workload::Set => {
+            let op = Op { f: "read-all", key: "set".into(), value: None };
+            let invoke = recorder.invoke(process, &op);
+            let outcome = match read_all(&client, config.shards).await {
+                Ok(elements) => Outcome::Ok(Some(Value::from(elements))),
+                Err(e) => Outcome::Fail(e, None),
+            };
+            recorder.complete(&invoke, &outcome);
+        }
+    }
+}
+
+async fn read_all(client: &Client, shards: u32) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for s in 0..shards {
+        let mut start = Vec::new();
+        loop {
+            let (page, next) =
+                client.scan(ShardId(s), &start, &[], 1000).await.map_err(|e| e.to_string())?;
+            out.extend(page.iter().map(|r| String::from_utf8_lossy(&r.record.key).into_owned()));
+            match next {
+                Some(n) => start = n,
+                None => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the workload's checkers: (valid, per-checker results, summary).
+fn check(config: &RunConfig, history: &History, broken: &[String]) -> (bool, Value, String) {
+    let mut counts = BTreeMap::<&str, usize>::new();
+    for e in history.events() {
+        *counts.entry(e.kind.as_str()).or_default() += 1;
+    }
+    let mut results = serde_json::Map::new();
+    results.insert(
+        "verification".into(),
+        json!({ "valid": broken.is_empty(), "problems": broken.iter().take(20).collect::<Vec<_>>() }),
+    );
+    let mut valid = broken.is_empty();
+    let verdict = match config.workload {
+        Workload::Register => {
+            let budget = Budget { time: Some(Duration::from_secs(120)), ..Budget::default() };
+            match check_history(&VersionedRegister, history, &budget) {
+                Ok(report) => {
+                    let status = report.status();
+                    valid &= status == Status::Linearizable;
+                    let keys: Vec<Value> = report
+                        .keys
+                        .iter()
+                        .map(|k| {
+                            json!({
+                                "key": k.key,
+                                "operations": k.operations,
+                                "status": format!("{:?}", k.verdict.status()),
+                                "explanation": match &k.verdict {
+                                    crate::linearizability::Verdict::NotLinearizable(x) => format!("{x:?}"),
+                                    _ => String::new(),
+                                },
+                            })
+                        })
+                        .collect();
+                    results.insert(
+                        "linearizability".into(),
+                        json!({ "valid": status == Status::Linearizable, "status": format!("{status:?}"), "keys": keys }),
+                    );
+                    format!("{status:?}")
+                }
+                Err(e) => {
+                    valid = false;
+                    results.insert(
+                        "linearizability".into(),
+                        json!({ "valid": false, "error": e.to_string() }),
+                    );
+                    format!("check error: {e}")
+                }
+            }
+        }
+        Workload::Set => {
+            let report = crate::set_check::check(history);
+            valid &= report.valid;
+            let v = if report.valid {
+                format!("{} elements added, none lost", report.acknowledged)
+            } else {
+                report.reasons.join("; ")
+            };
+            results.insert("set".into(), serde_json::to_value(&report).unwrap_or(Value::Null));
+            v
+        }
+    };
+    let summary = format!(
+        "{} ok, {} fail, {} info; {verdict}{}",
+        counts.get("ok").unwrap_or(&0),
+        counts.get("fail").unwrap_or(&0),
+        counts.get("info").unwrap_or(&0),
+        if broken.is_empty() {
+            String::new()
+        } else {
+            format!("; {} verification problems", broken.len())
+        }
+    );
+    (valid, Value::Object(results), summary)
+}

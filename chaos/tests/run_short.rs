@@ -1,0 +1,86 @@
+//! The CI run of the harness: 3 nodes, 2 shards, the register workload under partitions and
+//! kills with a fixed seed, about 40 seconds; every checker must pass. `BLOCKDB_CHAOS_TIME`
+//! (seconds) and `BLOCKDB_CHAOS_SEED` run it longer or with another seed; `blockdb-chaos run` is
+//! the same thing from the command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use blockdb_chaos::run::{Fault, RunConfig, run};
+use blockdb_chaos::workload::Workload;
+
+/// The `blockdb` binary of this build, built first if it is missing or stale.
+fn blockdb_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--locked", "-p", "blockdb-server", "--bin", "blockdb"]);
+    if release {
+        build.arg("--release");
+    }
+    assert!(build.status().expect("run cargo build").success(), "cargo build of blockdb failed");
+    profile_dir.join("blockdb")
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_register_run_under_partitions_and_kills_passes_every_checker() {
+    let out = tempfile::tempdir().unwrap();
+    let config = RunConfig {
+        nodes: 3,
+        shards: 2,
+        workload: Workload::Register,
+        faults: vec![Fault::Partition, Fault::Kill],
+        time: Duration::from_secs(env_u64("BLOCKDB_CHAOS_TIME", 40)),
+        seed: env_u64("BLOCKDB_CHAOS_SEED", 7),
+        concurrency: 6,
+        rate: 60.0,
+        keys: 4,
+        fault_interval: Duration::from_secs(4),
+        out_dir: out.path().to_owned(),
+        blockdb: blockdb_binary(),
+        node_args: Vec::new(),
+    };
+    let result = run(config).await.expect("the run completes");
+    eprintln!("{}", result.summary);
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(result.dir.join("results.json")).unwrap()).unwrap();
+    assert!(result.valid, "{result:?}\n{results:#}");
+    assert!(results["faults_injected"].as_u64().unwrap() >= 2, "{results:#}");
+    let keys = results["checkers"]["linearizability"]["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 4, "{results:#}");
+    let history = std::fs::read_to_string(result.dir.join("history.jsonl")).unwrap();
+    assert!(history.lines().filter(|l| l.contains("\"type\":\"ok\"")).count() > 100);
+    assert!(result.dir.join("nemesis.jsonl").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_catches_followers_that_read_without_the_read_index() {
+    let out = tempfile::tempdir().unwrap();
+    let config = RunConfig {
+        nodes: 3,
+        shards: 1,
+        workload: Workload::Register,
+        faults: vec![Fault::Partition],
+        time: Duration::from_secs(env_u64("BLOCKDB_CHAOS_BUG_TIME", 20)),
+        seed: env_u64("BLOCKDB_CHAOS_SEED", 7),
+        concurrency: 6,
+        rate: 60.0,
+        keys: 2,
+        fault_interval: Duration::from_secs(4),
+        out_dir: out.path().to_owned(),
+        blockdb: blockdb_binary(),
+        node_args: vec!["--unsafe-follower-reads".into()],
+    };
+    let result = run(config).await.expect("the run completes");
+    eprintln!("{}", result.summary);
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(result.dir.join("results.json")).unwrap()).unwrap();
+    assert!(!result.valid, "the broken reads went unnoticed: {results:#}");
+    assert_eq!(results["checkers"]["linearizability"]["status"], "NotLinearizable", "{results:#}");
+}
