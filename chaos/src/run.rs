@@ -154,6 +154,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<RunResult> {
         match config.workload {
             Workload::Register => "register",
             Workload::Set => "set",
+            Workload::Ledger => "ledger",
         },
         config.nodes,
         config.seed,
@@ -205,6 +206,12 @@ pub async fn run(config: RunConfig) -> anyhow::Result<RunResult> {
 
     let history = std::mem::take(&mut *recorder.history.lock().expect("no panic"));
     let broken = std::mem::take(&mut *recorder.broken.lock().expect("no panic"));
+    let ledger = match config.workload {
+        Workload::Ledger => {
+            Some(ledger_check(&history, &endpoints[0], &policy, config.shards).await)
+        }
+        _ => None,
+    };
     let mut out = std::fs::File::create(dir.join("history.jsonl"))?;
     history.write_jsonl(&mut out)?;
     timeline.write_jsonl(std::fs::File::create(dir.join("nemesis.jsonl"))?)?;
@@ -218,7 +225,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<RunResult> {
     }
     cluster.lock().await.stop().await;
 
-    let (valid, results, summary) = check(&config, &history, &broken);
+    let (valid, results, summary) = check(&config, &history, &broken, ledger);
     let results = json!({
         "seed": config.seed,
         "nodes": config.nodes,
@@ -263,6 +270,7 @@ async fn worker(
     let mut process = p as u64;
     let mut counter = 0u64;
     let mut last_seen = vec![None; config.keys];
+    let mut inserted = Vec::new();
     while Instant::now() < deadline {
         counter += 1;
         let op = match config.workload {
@@ -270,6 +278,9 @@ async fn worker(
                 workload::next_register_op(&mut rng, config.keys, counter, &last_seen)
             }
             Workload::Set => Op { f: "add", key: format!("e{p}-{counter}"), value: None },
+            Workload::Ledger => {
+                workload::next_ledger_op(&mut rng, p, counter, config.shards, &inserted)
+            }
         };
         let invoke = recorder.invoke(process, &op);
         let outcome = workload::run_op(&client, &op, Duration::from_secs(5)).await;
@@ -279,6 +290,9 @@ async fn worker(
             && let Some(slot) = last_seen.get_mut(k)
         {
             *slot = Some(version);
+        }
+        if op.f == "insert" && matches!(outcome, Outcome::Ok(_)) {
+            inserted.push(op.key.clone());
         }
         if matches!(outcome, Outcome::Info(_) | Outcome::Unverified(_)) {
             // The process may still be inside that operation: a new one takes over.
@@ -418,6 +432,8 @@ async fn final_reads(
             };
             recorder.complete(&invoke, &outcome);
         }
+        // Checked from the history and the final log by `ledger_check`.
+        Workload::Ledger => {}
     }
 }
 
@@ -439,7 +455,12 @@ async fn read_all(client: &Client, shards: u32) -> Result<Vec<String>, String> {
 }
 
 /// Runs the workload's checkers: (valid, per-checker results, summary).
-fn check(config: &RunConfig, history: &History, broken: &[String]) -> (bool, Value, String) {
+fn check(
+    config: &RunConfig,
+    history: &History,
+    broken: &[String],
+    ledger: Option<LedgerReport>,
+) -> (bool, Value, String) {
     let mut counts = BTreeMap::<&str, usize>::new();
     for e in history.events() {
         *counts.entry(e.kind.as_str()).or_default() += 1;
@@ -488,6 +509,23 @@ fn check(config: &RunConfig, history: &History, broken: &[String]) -> (bool, Val
                 }
             }
         }
+        Workload::Ledger => {
+            let report = ledger.unwrap_or_default();
+            valid &= report.valid;
+            let v = format!(
+                "{} checkpoints consistent with the final logs, {} acknowledged inserts at their \
+                 index{}",
+                report.checkpoints_checked,
+                report.inserts_checked,
+                if report.problems.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} problems", report.problems.len())
+                }
+            );
+            results.insert("ledger".into(), serde_json::to_value(&report).unwrap_or(Value::Null));
+            v
+        }
         Workload::Set => {
             let report = crate::set_check::check(history);
             valid &= report.valid;
@@ -512,4 +550,124 @@ fn check(config: &RunConfig, history: &History, broken: &[String]) -> (bool, Val
         }
     );
     (valid, Value::Object(results), summary)
+}
+
+/// What the ledger check found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LedgerReport {
+    /// Whether every checkpoint and every acknowledged insert checked out.
+    pub valid: bool,
+    /// Distinct checkpoints proven consistent with their shard's final tree.
+    pub checkpoints_checked: usize,
+    /// Acknowledged inserts found at their log index.
+    pub inserts_checked: usize,
+    /// What did not check out (at most 20 shown).
+    pub problems: Vec<String>,
+    /// How many problems there were in all.
+    pub problem_count: usize,
+}
+
+/// The ledger workload's end check, against the healed cluster: every checkpoint a client saw
+/// (in an insert's answer or a checkpoint read) must be a prefix of its shard's final tree (a
+/// verified consistency proof, or the same root at the same size), and every acknowledged
+/// insert must be in its shard's log at the index it was given, with its key, at version 1.
+async fn ledger_check(
+    history: &History,
+    endpoint: &str,
+    policy: &TrustPolicy,
+    shards: u32,
+) -> LedgerReport {
+    let mut report = LedgerReport::default();
+    let problem = |report: &mut LedgerReport, p: String| {
+        report.problem_count += 1;
+        if report.problems.len() < 20 {
+            report.problems.push(p);
+        }
+    };
+    let mut config = ClientConfig::new(vec![endpoint.to_owned()], policy.clone());
+    config.timeout = Duration::from_secs(10);
+    let client = match Client::connect(config, Arc::new(MemoryStore::default())).await {
+        Ok(c) => c,
+        Err(e) => {
+            problem(&mut report, format!("cannot connect for the final check: {e}"));
+            return report;
+        }
+    };
+    // (shard, size) -> root, and the acknowledged inserts.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut inserts = Vec::new();
+    for e in history.events().iter().filter(|e| e.kind == EventType::Ok) {
+        let Some(v) = &e.value else { continue };
+        let (Some(shard), Some(size), Some(root)) =
+            (v["shard"].as_u64(), v["size"].as_u64(), v["root"].as_str())
+        else {
+            continue;
+        };
+        seen.insert((shard as u32, size, root.to_owned()));
+        if e.f == "insert"
+            && let (Some(key), Some(index)) = (&e.key, v["log_index"].as_u64())
+        {
+            inserts.push((key.clone(), shard as u32, index));
+        }
+    }
+    for shard in 0..shards {
+        let last = match client.checkpoint(ShardId(shard)).await {
+            Ok(c) => c,
+            Err(e) => {
+                problem(&mut report, format!("shard {shard}: no final checkpoint: {e}"));
+                continue;
+            }
+        };
+        for (_, size, root) in seen.iter().filter(|(s, size, _)| *s == shard && *size > 0) {
+            let Ok(root) = root.parse::<blockdb_verifier::Hash>() else {
+                problem(&mut report, format!("shard {shard}: unparsable root {root}"));
+                continue;
+            };
+            let ok = if *size > last.size.0 {
+                Err(format!(
+                    "a checkpoint of size {size} is beyond the final tree of {}",
+                    last.size.0
+                ))
+            } else if *size == last.size.0 {
+                (root == last.root).then_some(()).ok_or_else(|| format!("two roots at size {size}"))
+            } else {
+                match client.consistency(ShardId(shard), *size, Some(last.size.0)).await {
+                    Ok((proof, _)) => blockdb_verifier::verify_consistency(
+                        proof.from_size,
+                        proof.to_size,
+                        &root,
+                        &last.root,
+                        &proof.hashes,
+                    )
+                    .map_err(|e| format!("size {size} is not a prefix of the final tree: {e}")),
+                    Err(e) => Err(format!("no consistency proof from size {size}: {e}")),
+                }
+            };
+            match ok {
+                Ok(()) => report.checkpoints_checked += 1,
+                Err(p) => problem(&mut report, format!("shard {shard}: {p}")),
+            }
+        }
+    }
+    for (key, shard, index) in inserts {
+        let found = client.entry(ShardId(shard), index).await.map_err(|e| e.to_string()).and_then(
+            |entry| blockdb_verifier::Leaf::decode(&entry.leaf).map_err(|e| e.to_string()),
+        );
+        match found {
+            Ok(leaf) if leaf.key == key.as_bytes() && leaf.version == 1 => {
+                report.inserts_checked += 1
+            }
+            Ok(leaf) => problem(
+                &mut report,
+                format!(
+                    "{key} was acknowledged at shard {shard} index {index}, which holds {} v{}",
+                    String::from_utf8_lossy(&leaf.key),
+                    leaf.version
+                ),
+            ),
+            Err(e) => problem(&mut report, format!("{key} at shard {shard} index {index}: {e}")),
+        }
+    }
+    report.valid = report.problem_count == 0;
+    report
 }

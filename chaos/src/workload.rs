@@ -15,6 +15,7 @@
 //! |------------|------------|
 //! | `register` | per key of a few: `read`, `append` (a blind write) and compare-and-append (`append` with `expected_version` = the version this process last saw); checked for linearizability per key with [`crate::model::versioned`] |
 //! | `set`      | `add` of unique elements (inserts), then one final `read-all`; checked for lost and unexpected elements |
+//! | `ledger`   | `insert` of unique keys (the answer's shard, log index and checkpoint recorded), `read` of inserted keys, `checkpoint` of a shard from the process's node; every answer's proofs verified; at the end every checkpoint seen must be consistent with the final tree of its shard, and every acknowledged insert must be in its shard's log at the index it was given |
 
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ pub enum Workload {
     Register,
     /// Inserts of unique elements, then a final read of all.
     Set,
+    /// Inserts, reads and checkpoints, every proof verified; the log checked at the end.
+    Ledger,
 }
 
 impl std::str::FromStr for Workload {
@@ -38,7 +41,8 @@ impl std::str::FromStr for Workload {
         match s {
             "register" => Ok(Workload::Register),
             "set" => Ok(Workload::Set),
-            other => Err(format!("unknown workload {other:?}; known: register, set")),
+            "ledger" => Ok(Workload::Ledger),
+            other => Err(format!("unknown workload {other:?}; known: register, set, ledger")),
         }
     }
 }
@@ -94,12 +98,37 @@ pub fn next_register_op(
     Op { f: "append", key, value: Some(value) }
 }
 
+/// The next ledger operation of process `p`: mostly inserts of new keys, some reads of keys it
+/// inserted, some checkpoints.
+pub fn next_ledger_op(
+    rng: &mut impl Rng,
+    p: usize,
+    counter: u64,
+    shards: u32,
+    inserted: &[String],
+) -> Op {
+    let roll: f64 = rng.random();
+    if roll < 0.2 && !inserted.is_empty() {
+        let key = inserted[rng.random_range(0..inserted.len())].clone();
+        return Op { f: "read", key, value: None };
+    }
+    if roll < 0.3 {
+        let shard = rng.random_range(0..shards.max(1));
+        return Op {
+            f: "checkpoint",
+            key: format!("shard-{shard}"),
+            value: Some(json!({ "shard": shard })),
+        };
+    }
+    Op { f: "insert", key: format!("l{p}-{counter}"), value: None }
+}
+
 /// Runs `op` through `client` within `timeout`.
 pub async fn run_op(client: &Client, op: &Op, timeout: Duration) -> Outcome {
     let done = tokio::time::timeout(timeout, perform(client, op)).await;
     match done {
         Ok(outcome) => outcome,
-        Err(_) if op.f == "read" => Outcome::Fail("timeout".into(), None),
+        Err(_) if op.f == "read" || op.f == "checkpoint" => Outcome::Fail("timeout".into(), None),
         Err(_) => Outcome::Info("timeout".into()),
     }
 }
@@ -127,6 +156,30 @@ async fn perform(client: &Client, op: &Op) -> Outcome {
             Ok(_) => Outcome::Ok(None),
             Err(e) => write_failure(e),
         },
+        "insert" => match client.insert(key, b"ledger").await {
+            Ok(w) => {
+                let c = &w.checkpoint.checkpoint;
+                Outcome::Ok(Some(json!({
+                    "shard": w.shard.0,
+                    "log_index": w.log_index.0,
+                    "size": c.size.0,
+                    "root": c.root.to_string(),
+                })))
+            }
+            Err(e) => write_failure(e),
+        },
+        "checkpoint" => {
+            let shard = op.value.as_ref().and_then(|v| v["shard"].as_u64()).unwrap_or(0);
+            let shard = blockdb_verifier::ShardId(u32::try_from(shard).unwrap_or(0));
+            match client.checkpoint(shard).await {
+                Ok(c) => Outcome::Ok(Some(json!({
+                    "shard": shard.0,
+                    "size": c.size.0,
+                    "root": c.root.to_string(),
+                }))),
+                Err(e) => read_failure(e),
+            }
+        }
         other => Outcome::Fail(format!("unknown operation {other}"), None),
     }
 }

@@ -1,5 +1,7 @@
-//! The CI run of the harness: 3 nodes, 2 shards, the register workload under partitions and
-//! kills with a fixed seed, about 40 seconds; every checker must pass. `BLOCKDB_CHAOS_TIME`
+//! The CI runs of the harness, with a fixed seed: 3 nodes, 2 shards, the register workload
+//! under partitions and kills (about 40 seconds) and the ledger workload under partitions,
+//! kills and pauses (20 seconds), where every checker must pass; and a run against nodes with a
+//! deliberate bug, which must fail. `BLOCKDB_CHAOS_TIME`
 //! (seconds) and `BLOCKDB_CHAOS_SEED` run it longer or with another seed; `blockdb-chaos run` is
 //! the same thing from the command line.
 
@@ -83,4 +85,32 @@ async fn the_harness_catches_followers_that_read_without_the_read_index() {
         serde_json::from_slice(&std::fs::read(result.dir.join("results.json")).unwrap()).unwrap();
     assert!(!result.valid, "the broken reads went unnoticed: {results:#}");
     assert_eq!(results["checkers"]["linearizability"]["status"], "NotLinearizable", "{results:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_ledger_run_proves_every_checkpoint_and_acknowledged_insert() {
+    let out = tempfile::tempdir().unwrap();
+    let config = RunConfig {
+        nodes: 3,
+        shards: 2,
+        workload: Workload::Ledger,
+        faults: vec![Fault::Partition, Fault::Kill, Fault::Pause],
+        time: Duration::from_secs(env_u64("BLOCKDB_CHAOS_LEDGER_TIME", 20)),
+        seed: env_u64("BLOCKDB_CHAOS_SEED", 7),
+        concurrency: 6,
+        rate: 60.0,
+        keys: 1,
+        fault_interval: Duration::from_secs(4),
+        out_dir: out.path().to_owned(),
+        blockdb: blockdb_binary(),
+        node_args: Vec::new(),
+    };
+    let result = run(config).await.expect("the run completes");
+    eprintln!("{}", result.summary);
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(result.dir.join("results.json")).unwrap()).unwrap();
+    assert!(result.valid, "{results:#}");
+    let ledger = &results["checkers"]["ledger"];
+    assert!(ledger["checkpoints_checked"].as_u64().unwrap() > 50, "{results:#}");
+    assert!(ledger["inserts_checked"].as_u64().unwrap() > 100, "{results:#}");
 }
