@@ -63,7 +63,8 @@ struct RunArgs {
     /// The workload: register or set.
     #[arg(long, default_value = "register")]
     workload: blockdb_chaos::workload::Workload,
-    /// Faults to choose from, comma-separated: partition, kill, pause; `none` for none.
+    /// Faults to choose from, comma-separated: partition, kill, pause, delay, stall; `none` for
+    /// none.
     #[arg(long, default_value = "partition,kill")]
     nemesis: String,
     /// How long the workload runs: `60s`, `500ms`, `2m`.

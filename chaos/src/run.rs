@@ -43,6 +43,10 @@ pub enum Fault {
     Kill,
     /// SIGSTOP of a node (resumed when healed).
     Pause,
+    /// Every peer link delayed by 50 to 250 ms each way.
+    Delay,
+    /// Every link into and out of one node stalled: connections stay open, nothing moves.
+    Stall,
 }
 
 impl std::str::FromStr for Fault {
@@ -53,7 +57,11 @@ impl std::str::FromStr for Fault {
             "partition" => Ok(Fault::Partition),
             "kill" => Ok(Fault::Kill),
             "pause" => Ok(Fault::Pause),
-            other => Err(format!("unknown nemesis {other:?}; known: partition, kill, pause")),
+            "delay" => Ok(Fault::Delay),
+            "stall" => Ok(Fault::Stall),
+            other => Err(format!(
+                "unknown nemesis {other:?}; known: partition, kill, pause, delay, stall"
+            )),
         }
     }
 }
@@ -352,13 +360,29 @@ async fn nemesis_loop(
                 }
                 ("pause", format!("SIGSTOP node {target}"))
             }
+            Fault::Delay => {
+                let ms = rng.random_range(50..=250);
+                for &a in &ids {
+                    for &b in ids.iter().filter(|&&b| b != a) {
+                        c.links().delay(a, b, Duration::from_millis(ms));
+                    }
+                }
+                ("delay", format!("every peer link delayed {ms} ms"))
+            }
+            Fault::Stall => {
+                for &b in ids.iter().filter(|&&b| b != target) {
+                    c.links().stall(target, b);
+                    c.links().stall(b, target);
+                }
+                ("stall", format!("every link of node {target} stalled"))
+            }
         };
         let i = timeline.begin(recorder.now_ns(), kind, what);
         drop(c);
         tokio::time::sleep(config.fault_interval).await;
         let mut c = cluster.lock().await;
         match fault {
-            Fault::Partition => c.links().heal(),
+            Fault::Partition | Fault::Delay | Fault::Stall => c.links().heal(),
             Fault::Kill => {
                 if let Err(e) = c.restart(target) {
                     tracing::warn!(error = %e, "restart failed");
