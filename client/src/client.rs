@@ -421,6 +421,15 @@ impl Client {
     /// # Errors
     /// A [`VerifyError`] when it does not verify or is not consistent.
     pub async fn checkpoint(&self, shard: ShardId) -> Result<Checkpoint, ClientError> {
+        Ok(self.signed_checkpoint(shard).await?.1)
+    }
+
+    /// The latest checkpoint of `shard` as the node signed it and as verified, proven
+    /// consistent with the trusted one.
+    async fn signed_checkpoint(
+        &self,
+        shard: ShardId,
+    ) -> Result<(blockdb_verifier::SignedCheckpoint, Checkpoint), ClientError> {
         let req = pb::GetCheckpointRequest { shard: shard.0 };
         let r = self
             .conn
@@ -429,7 +438,7 @@ impl Client {
         let signed = convert::checkpoint(&r.checkpoint)?;
         let cp = self.config.policy.verify(&signed).map_err(VerifyError::from)?.checkpoint;
         self.observe(shard, &cp, None, Consistency::Linearizable).await?;
-        Ok(cp)
+        Ok((signed, cp))
     }
 
     /// A verified consistency proof of `shard` from `from` to `to` (the latest if `None`).
@@ -462,72 +471,92 @@ impl Client {
         Ok((proof, cp))
     }
 
-    /// Every leaf of `shard`'s log up to its current checkpoint, streamed from the node (the
-    /// Watch call, from index 0) and verified as a whole: the leaves' root must be the signed
-    /// checkpoint's, and the checkpoint must be consistent with the trusted one. `progress` is
-    /// called with the number of leaves received so far.
+    /// Every leaf of `shard`'s log up to its latest checkpoint, verified as a whole: the
+    /// checkpoint is fetched first (verified and proven consistent with the trusted one), then
+    /// its leaves are streamed from the node (the Watch call, from index 0, cancelled once they
+    /// are all in) and their root must be the checkpoint's. `progress` is called with the number
+    /// of leaves received so far and the checkpoint's tree size, the total: first with
+    /// `(0, total)`, then every 1,000 leaves, and last with `(total, total)`.
     ///
     /// # Errors
-    /// A [`VerifyError`] when the leaves do not make the checkpoint's tree, are out of order, or
-    /// the checkpoint does not verify; [`ClientError::Unavailable`] when the stream stalls for
-    /// longer than the call timeout.
+    /// A [`VerifyError`] when the checkpoint does not verify, or the leaves do not make its tree,
+    /// are out of order or are cut short by a checkpoint; [`ClientError::Unavailable`] when the
+    /// stream ends early or stalls for longer than the call timeout.
     pub async fn fetch_log(
         &self,
         shard: ShardId,
-        progress: &mut (dyn FnMut(u64) + Send),
+        progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<(Vec<Vec<u8>>, blockdb_verifier::SignedCheckpoint), ClientError> {
         self.origin(shard)?;
-        let req = pb::WatchRequest { shard: shard.0, from_log_index: 0 };
-        let mut stream =
-            self.conn.call(Effect::Repeatable, |mut c| async move { c.watch(req).await }).await?;
+        let (signed, cp) = self.signed_checkpoint(shard).await?;
+        let total = cp.size.0;
+        progress(0, total);
         let mut leaves = Vec::new();
         let mut frontier = blockdb_verifier::Frontier::new();
-        loop {
-            let event = match tokio::time::timeout(self.config.timeout, stream.message()).await {
-                Ok(Ok(Some(event))) => event,
-                Ok(Ok(None)) => {
-                    return Err(ClientError::Unavailable("the stream ended early".into()));
-                }
-                Ok(Err(status)) => return Err(to_error(status)),
-                Err(_) => return Err(ClientError::Unavailable("the stream stalled".into())),
-            };
-            match event.event {
-                Some(pb::watch_event::Event::Entry(e)) => {
-                    if e.shard != shard.0 || e.log_index != leaves.len() as u64 {
+        if total > 0 {
+            let req = pb::WatchRequest { shard: shard.0, from_log_index: 0 };
+            let mut stream = self
+                .conn
+                .call(Effect::Repeatable, |mut c| async move { c.watch(req).await })
+                .await?;
+            // Bounded: each turn takes one event, and each event but an entry ends the call.
+            while (leaves.len() as u64) < total {
+                let event = match tokio::time::timeout(self.config.timeout, stream.message()).await
+                {
+                    Ok(Ok(Some(event))) => event,
+                    Ok(Ok(None)) => {
+                        return Err(ClientError::Unavailable("the stream ended early".into()));
+                    }
+                    Ok(Err(status)) => return Err(to_error(status)),
+                    Err(_) => return Err(ClientError::Unavailable("the stream stalled".into())),
+                };
+                match event.event {
+                    Some(pb::watch_event::Event::Entry(e)) => {
+                        if e.shard != shard.0 || e.log_index != leaves.len() as u64 {
+                            return Err(VerifyError::Mismatch(format!(
+                                "entry {} of shard {} where {} of shard {} was next",
+                                e.log_index,
+                                e.shard,
+                                leaves.len(),
+                                shard.0
+                            ))
+                            .into());
+                        }
+                        frontier.push(blockdb_verifier::leaf_hash(&e.leaf));
+                        leaves.push(e.leaf);
+                        if leaves.len() % 1000 == 0 {
+                            progress(leaves.len() as u64, total);
+                        }
+                    }
+                    // The stream's first checkpoint follows every leaf of the node's tree, read
+                    // after a read barrier that came after the checkpoint above: a tree no
+                    // smaller than it. One sooner is a linearizable answer older than another.
+                    Some(pb::watch_event::Event::Checkpoint(c)) => {
                         return Err(VerifyError::Mismatch(format!(
-                            "entry {} of shard {} where {} of shard {} was next",
-                            e.log_index,
-                            e.shard,
-                            leaves.len(),
-                            shard.0
+                            "a checkpoint of size {} after {} leaves, though one of size \
+                             {total} was shown before",
+                            c.tree_size,
+                            leaves.len()
                         ))
                         .into());
                     }
-                    frontier.push(blockdb_verifier::leaf_hash(&e.leaf));
-                    leaves.push(e.leaf);
-                    if leaves.len() % 1000 == 0 {
-                        progress(leaves.len() as u64);
+                    None => {
+                        return Err(VerifyError::Malformed("an empty watch event".into()).into());
                     }
                 }
-                Some(pb::watch_event::Event::Checkpoint(c)) => {
-                    let signed = convert::checkpoint(&c.checkpoint)?;
-                    let cp =
-                        self.config.policy.verify(&signed).map_err(VerifyError::from)?.checkpoint;
-                    if cp.size.0 != leaves.len() as u64 || cp.root != frontier.root() {
-                        return Err(VerifyError::Mismatch(format!(
-                            "the {} leaves sent do not make the checkpoint's tree of size {}",
-                            leaves.len(),
-                            cp.size
-                        ))
-                        .into());
-                    }
-                    self.observe(shard, &cp, None, Consistency::Linearizable).await?;
-                    progress(leaves.len() as u64);
-                    return Ok((leaves, signed));
-                }
-                None => return Err(VerifyError::Malformed("an empty watch event".into()).into()),
             }
+            // Dropping the stream here cancels the call: the node stops following the log.
         }
+        if frontier.root() != cp.root {
+            return Err(VerifyError::Mismatch(format!(
+                "the {} leaves sent do not make the checkpoint's tree of size {}",
+                leaves.len(),
+                cp.size
+            ))
+            .into());
+        }
+        progress(total, total);
+        Ok((leaves, signed))
     }
 
     /// Follows `shard`'s log from `from_log_index`: calls `on_entry` with each new leaf once it

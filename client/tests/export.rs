@@ -1,12 +1,14 @@
 //! `blockctl export` of a shard from a real node: the file audits clean with the verifier's
 //! `audit_export` (what `blockdb-verify audit` runs), and the same file with one byte changed —
-//! in a leaf, in the checkpoint, in the header — does not.
+//! in a leaf, in the checkpoint, in the header — does not. Its progress bar stays off a pipe's
+//! stderr and, on a terminal (a pseudo-terminal from `script`), counts towards the tree size.
 //!
 //! CI exports 5,000 entries; `BLOCKDB_EXPORT_ENTRIES=100000` runs the full-size check (about a
 //! minute in a release build: `cargo test --release -p blockdb-client --test export`).
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -62,6 +64,8 @@ async fn an_export_audits_clean_and_a_changed_byte_does_not() {
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     let said = String::from_utf8_lossy(&status.stdout);
     assert!(said.starts_with(&format!("exported {n} verified entries")), "{said}");
+    let progress = String::from_utf8_lossy(&status.stderr);
+    assert!(progress.is_empty(), "no progress bar on a stderr that is no terminal: {progress}");
 
     let policy = served.policy();
     let bytes = std::fs::read(&out).expect("export");
@@ -85,5 +89,68 @@ async fn an_export_audits_clean_and_a_changed_byte_does_not() {
             "a change at byte {pos} went unnoticed"
         );
     }
+
+    // On a terminal the bar shows the tree size from the start; the file is the same.
+    let (url, k, o) = (served.url(), keys.clone(), work.path().join("tty.export"));
+    let shown = tokio::task::spawn_blocking(move || export_on_a_terminal(&url, &k, &o))
+        .await
+        .expect("blockctl on a terminal");
+    if let Some(shown) = shown {
+        let total = format!("/{} entries verified", human_count(n));
+        assert!(shown.contains(&total), "no {total:?} in what the terminal showed: {shown:?}");
+        let again = std::fs::read(work.path().join("tty.export")).expect("export");
+        assert!(again == bytes, "an export on a terminal differs from one to a pipe");
+    }
     served.stop().await;
+}
+
+/// Runs `blockctl export` to `out` on a pseudo-terminal (util-linux `script`) and returns what
+/// the terminal showed; `None`, with a notice, where `script` is missing (except with
+/// `CI=true`, where it must be there).
+fn export_on_a_terminal(url: &str, keys: &Path, out: &Path) -> Option<String> {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let command = [
+        env!("CARGO_BIN_EXE_blockctl"),
+        "--endpoint",
+        url,
+        "--keys-file",
+        &keys.display().to_string(),
+        "--state-file",
+        &keys.with_extension("tty-state").display().to_string(),
+        "--timeout-ms",
+        "60000",
+        "export",
+        "--out",
+        &out.display().to_string(),
+    ]
+    .map(quote)
+    .join(" ");
+    // indicatif draws nothing on a terminal whose TERM is unset or "dumb".
+    let ran =
+        Command::new("script").args(["-qec", &command, "/dev/null"]).env("TERM", "xterm").output();
+    let ran = match ran {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var("CI").is_err() => {
+            println!(
+                "notice: no `script` (util-linux); the progress bar on a terminal is not checked"
+            );
+            return None;
+        }
+        ran => ran.expect("run script"),
+    };
+    let shown = String::from_utf8_lossy(&ran.stdout).into_owned();
+    assert!(ran.status.success(), "blockctl export on a terminal: {shown}");
+    Some(shown)
+}
+
+/// `n` as indicatif's `HumanCount` shows it: 5000 as "5,000".
+fn human_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut shown = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            shown.push(',');
+        }
+        shown.push(c);
+    }
+    shown
 }

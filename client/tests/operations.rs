@@ -92,14 +92,65 @@ async fn the_whole_log_streams_and_verifies() {
             .await
             .expect("append");
     }
-    let mut seen = 0;
-    let (leaves, signed) = client.fetch_log(ShardId(0), &mut |n| seen = n).await.expect("fetch");
+    let mut seen = Vec::new();
+    let (leaves, signed) =
+        client.fetch_log(ShardId(0), &mut |n, total| seen.push((n, total))).await.expect("fetch");
     assert_eq!(leaves.len(), 600);
-    assert_eq!(seen, 600);
+    assert_eq!(seen, [(0, 600), (600, 600)], "the total first, then every 1,000 and the end");
     assert_eq!(signed.checkpoint().size.0, 600);
     for (i, leaf) in leaves.iter().enumerate() {
         assert_eq!(blockdb_verifier::Leaf::decode(leaf).expect("leaf").log_index.0, i as u64);
     }
+    served.stop().await;
+}
+
+/// The log is fetched up to the checkpoint fetched first, whose tree size is the progress
+/// total: entries that join the log after it, while the leaves stream, are left out, and the
+/// stream is cancelled once the checkpoint's leaves are in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_fetched_up_to_the_checkpoint_fetched_first() {
+    let served = common::must_serve(1).await;
+    let client = served.client().await;
+    let writer = served.client().await;
+    for i in 0..50u32 {
+        client.append(b"before", &i.to_be_bytes(), None).await.expect("append");
+    }
+    let runtime = tokio::runtime::Handle::current();
+    let mut seen = Vec::new();
+    let (leaves, signed) = client
+        .fetch_log(ShardId(0), &mut |n, total| {
+            if seen.is_empty() {
+                // Called once the checkpoint is known, before the stream starts: the node's log
+                // grows past the export's checkpoint, and the stream sends those entries too.
+                tokio::task::block_in_place(|| {
+                    runtime.block_on(async {
+                        for i in 0..5u32 {
+                            let v = i.to_be_bytes();
+                            writer.append(b"after", &v, None).await.expect("append");
+                        }
+                    });
+                });
+            }
+            seen.push((n, total));
+        })
+        .await
+        .expect("fetch");
+    assert_eq!((leaves.len(), signed.checkpoint().size.0), (50, 50));
+    assert_eq!(seen, [(0, 50), (50, 50)]);
+    assert_eq!(client.checkpoint(ShardId(0)).await.expect("checkpoint").size.0, 55);
+
+    // An empty log: its checkpoint of size 0, no stream.
+    let empty = common::must_serve(1).await;
+    let mut seen = Vec::new();
+    let (leaves, signed) = empty
+        .client()
+        .await
+        .fetch_log(ShardId(0), &mut |n, total| seen.push((n, total)))
+        .await
+        .expect("fetch");
+    assert_eq!((leaves.len(), signed.checkpoint().size.0), (0, 0));
+    assert_eq!(seen, [(0, 0), (0, 0)]);
+    empty.stop().await;
     served.stop().await;
 }
 

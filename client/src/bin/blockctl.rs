@@ -143,6 +143,10 @@ enum Cmd {
         count: Option<u64>,
     },
     /// Export a shard's whole log, verified, to a file `blockdb-verify audit` checks offline.
+    ///
+    /// The log is exported up to the shard's latest checkpoint. On a terminal, a progress bar on
+    /// stderr shows the entries received and verified of that checkpoint's tree size, the rate
+    /// and the time left.
     Export {
         #[arg(long, default_value_t = 0)]
         shard: u32,
@@ -499,15 +503,15 @@ fn print_write(cli: &Cli, key: &str, r: &blockdb_client::WriteReceipt) {
 
 async fn export(cli: &Cli, shard: ShardId, out: &Path) -> Result<(), Failure> {
     use blockdb_verifier::export::{checkpoint_line, entry_line, header_line};
-    use std::io::IsTerminal;
 
     let c = connect(cli).await?;
-    let bar = indicatif::ProgressBar::new_spinner();
-    if cli.json || !std::io::stderr().is_terminal() {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar.set_message("entries received and verified");
-    let (leaves, signed) = c.fetch_log(shard, &mut |n| bar.set_position(n)).await?;
+    let bar = export_bar(cli);
+    let (leaves, signed) = c
+        .fetch_log(shard, &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await?;
     bar.finish_and_clear();
     let cp = signed.checkpoint();
     let io = |e: std::io::Error| Failure::Usage(format!("cannot write {}: {e}", out.display()));
@@ -534,6 +538,31 @@ async fn export(cli: &Cli, shard: ShardId, out: &Path) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// What the export's progress bar shows: entries received and verified of the checkpoint's tree
+/// size, the rate and the time left.
+const EXPORT_BAR: &str =
+    "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} entries verified, {rate}, ETA {eta}";
+
+/// The export's progress bar, of unknown length until `fetch_log` reports the tree size. It is
+/// drawn on stderr only when that is a terminal (and not with `--json`), so pipes and scripts
+/// get clean output.
+fn export_bar(cli: &Cli) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+
+    let target = if cli.json || !std::io::stderr().is_terminal() {
+        indicatif::ProgressDrawTarget::hidden()
+    } else {
+        indicatif::ProgressDrawTarget::stderr()
+    };
+    let style = indicatif::ProgressStyle::with_template(EXPORT_BAR)
+        .expect("EXPORT_BAR is a valid template (a unit test parses it)")
+        .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            // The bar's buffer is a String, to which a write cannot fail.
+            let _ = write!(w, "{}/s", indicatif::HumanCount(state.per_sec() as u64));
+        });
+    indicatif::ProgressBar::with_draw_target(None, target).with_style(style)
 }
 
 async fn trust_init(cli: &Cli, yes: bool) -> Result<(), Failure> {
@@ -635,4 +664,14 @@ fn save_keys(path: &Path, cluster_id: &str, keys: &[String]) -> Result<(), Failu
     }
     std::fs::write(path, text)
         .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_export_bar_template_parses() {
+        indicatif::ProgressStyle::with_template(EXPORT_BAR).expect("a valid template");
+    }
 }
