@@ -277,6 +277,61 @@ impl Cluster {
         })
     }
 
+    /// If node `id` has exited on its own (it refused to start, say), reaps it and returns how
+    /// it ended; it then counts as not running.
+    pub fn exited(&mut self, id: NodeId) -> Option<std::process::ExitStatus> {
+        let node = self.nodes.get_mut(&id)?;
+        let status = node.child.as_mut()?.try_wait().ok()??;
+        node.child = None;
+        Some(status)
+    }
+
+    /// Damages one storage file of node `id`, which must be stopped: flips one bit at a random
+    /// offset of a random WAL or table file, or truncates it to a random length. Returns what it
+    /// did.
+    ///
+    /// # Errors
+    /// [`ClusterError`] when the node runs or has no such file.
+    pub fn corrupt(&self, id: NodeId, rng: &mut impl rand::Rng) -> Result<String, ClusterError> {
+        if self.is_running(id) {
+            return Err(ClusterError::Invalid(format!("node {id} must be stopped first")));
+        }
+        let store = self
+            .data_dir(id)
+            .ok_or_else(|| ClusterError::Invalid(format!("no node {id}")))?
+            .join("store");
+        let io = |what: String| move |source| ClusterError::Io { what, source };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&store)
+            .map_err(io(format!("list {}", store.display())))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "wal" || e == "sst")
+                    && std::fs::metadata(p).is_ok_and(|m| m.len() > 0)
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(ClusterError::Invalid(format!("node {id} has no storage file to damage")));
+        }
+        let file = &files[rng.random_range(0..files.len())];
+        let mut bytes = std::fs::read(file).map_err(io(format!("read {}", file.display())))?;
+        let name = file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let what = if rng.random_bool(0.7) {
+            let at = rng.random_range(0..bytes.len());
+            let bit = rng.random_range(0..8u8);
+            bytes[at] ^= 1 << bit;
+            format!("flipped bit {bit} of byte {at} of {} bytes in node {id}'s {name}", bytes.len())
+        } else {
+            let len = rng.random_range(0..bytes.len());
+            let before = bytes.len();
+            bytes.truncate(len);
+            format!("truncated node {id}'s {name} from {before} to {len} bytes")
+        };
+        std::fs::write(file, &bytes).map_err(io(format!("write {}", file.display())))?;
+        Ok(what)
+    }
+
     /// Node `id`'s data directory.
     pub fn data_dir(&self, id: NodeId) -> Option<&Path> {
         self.nodes.get(&id).map(|n| n.data_dir.as_path())

@@ -47,6 +47,10 @@ pub enum Fault {
     Delay,
     /// Every link into and out of one node stalled: connections stay open, nothing moves.
     Stall,
+    /// A follower is killed, one of its WAL or table files damaged (a flipped bit or a
+    /// truncation), and restarted: it must refuse to start with a clear error, or serve only
+    /// correct data and catch up. A node that refuses stays down for the rest of the run.
+    Disk,
 }
 
 impl std::str::FromStr for Fault {
@@ -59,8 +63,9 @@ impl std::str::FromStr for Fault {
             "pause" => Ok(Fault::Pause),
             "delay" => Ok(Fault::Delay),
             "stall" => Ok(Fault::Stall),
+            "disk" => Ok(Fault::Disk),
             other => Err(format!(
-                "unknown nemesis {other:?}; known: partition, kill, pause, delay, stall"
+                "unknown nemesis {other:?}; known: partition, kill, pause, delay, stall, disk"
             )),
         }
     }
@@ -209,15 +214,19 @@ pub async fn run(config: RunConfig) -> anyhow::Result<RunResult> {
     // Heal everything and let the cluster settle before the final reads.
     heal_all(&cluster, &recorder, &mut timeline).await;
     cluster.lock().await.wait_ready(Duration::from_secs(60)).await?;
+    // The final reads go to a node that runs (one with damaged files may have stayed down).
+    let reader = {
+        let c = cluster.lock().await;
+        c.ids().into_iter().find(|&i| c.is_running(i)).and_then(|i| c.endpoint(i))
+    }
+    .ok_or_else(|| anyhow::anyhow!("no node runs after healing"))?;
     let final_process = config.concurrency as u64 * 1_000_000;
-    final_reads(&config, &endpoints[0], &policy, &recorder, final_process).await;
+    final_reads(&config, &reader, &policy, &recorder, final_process).await;
 
     let history = std::mem::take(&mut *recorder.history.lock().expect("no panic"));
     let broken = std::mem::take(&mut *recorder.broken.lock().expect("no panic"));
     let ledger = match config.workload {
-        Workload::Ledger => {
-            Some(ledger_check(&history, &endpoints[0], &policy, config.shards).await)
-        }
+        Workload::Ledger => Some(ledger_check(&history, &reader, &policy, config.shards).await),
         _ => None,
     };
     let mut out = std::fs::File::create(dir.join("history.jsonl"))?;
@@ -376,6 +385,7 @@ async fn nemesis_loop(
                 }
                 ("stall", format!("every link of node {target} stalled"))
             }
+            Fault::Disk => ("disk", disk_fault(&mut c, leader, &mut rng).await),
         };
         let i = timeline.begin(recorder.now_ns(), kind, what);
         drop(c);
@@ -383,6 +393,8 @@ async fn nemesis_loop(
         let mut c = cluster.lock().await;
         match fault {
             Fault::Partition | Fault::Delay | Fault::Stall => c.links().heal(),
+            // Nothing to heal: the node runs on its damaged files or has refused to.
+            Fault::Disk => {}
             Fault::Kill => {
                 if let Err(e) = c.restart(target) {
                     tracing::warn!(error = %e, "restart failed");
@@ -408,6 +420,34 @@ fn describe(reach: &BTreeMap<NodeId, std::collections::BTreeSet<NodeId>>) -> Str
     parts.join(" ")
 }
 
+/// Kills a follower that has storage files, damages one, restarts it, and says what happened.
+async fn disk_fault(c: &mut Cluster, leader: Option<NodeId>, rng: &mut StdRng) -> String {
+    let candidates: Vec<NodeId> =
+        c.ids().into_iter().filter(|&i| Some(i) != leader && c.is_running(i)).collect();
+    let Some(&target) = candidates.choose(rng) else {
+        return "no running follower to damage".into();
+    };
+    if let Err(e) = c.kill(target).await {
+        return format!("could not kill node {target}: {e}");
+    }
+    let what = match c.corrupt(target, rng) {
+        Ok(w) => w,
+        Err(e) => format!("node {target}: {e}"),
+    };
+    if let Err(e) = c.restart(target) {
+        return format!("{what}; it could not be restarted: {e}");
+    }
+    // A node that refuses its damaged files stops within moments of starting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    match c.exited(target) {
+        Some(status) => {
+            let last = c.log_tail(target, 3);
+            format!("{what}; it refused to start ({status}): {last}")
+        }
+        None => format!("{what}; it runs"),
+    }
+}
+
 async fn heal_all(
     cluster: &Arc<tokio::sync::Mutex<Cluster>>,
     recorder: &Recorder,
@@ -420,6 +460,13 @@ async fn heal_all(
             let _ = c.resume(id);
         } else if let Err(e) = c.restart(id) {
             tracing::warn!(node = id, error = %e, "restart failed");
+        }
+    }
+    // A node whose files were damaged may refuse to start again: it stays down.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for id in c.ids() {
+        if let Some(status) = c.exited(id) {
+            tracing::warn!(node = id, %status, "refuses to start; left down");
         }
     }
     timeline.end_all(recorder.now_ns());

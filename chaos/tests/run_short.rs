@@ -114,3 +114,40 @@ async fn a_short_ledger_run_proves_every_checkpoint_and_acknowledged_insert() {
     assert!(ledger["checkpoints_checked"].as_u64().unwrap() > 50, "{results:#}");
     assert!(ledger["inserts_checked"].as_u64().unwrap() > 100, "{results:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_storage_files_of_a_follower_never_make_the_cluster_lie() {
+    let out = tempfile::tempdir().unwrap();
+    let config = RunConfig {
+        nodes: 3,
+        shards: 1,
+        workload: Workload::Ledger,
+        faults: vec![Fault::Disk],
+        time: Duration::from_secs(env_u64("BLOCKDB_CHAOS_DISK_TIME", 16)),
+        seed: env_u64("BLOCKDB_CHAOS_SEED", 1),
+        concurrency: 6,
+        rate: 60.0,
+        keys: 1,
+        fault_interval: Duration::from_secs(3),
+        out_dir: out.path().to_owned(),
+        blockdb: blockdb_binary(),
+        node_args: Vec::new(),
+    };
+    let result = run(config).await.expect("the run completes");
+    eprintln!("{}", result.summary);
+    let timeline = std::fs::read_to_string(result.dir.join("nemesis.jsonl")).unwrap();
+    eprintln!("{timeline}");
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(result.dir.join("results.json")).unwrap()).unwrap();
+    assert!(result.valid, "{results:#}");
+    // Each damaged node either refused to start, saying what is corrupt, or runs.
+    let disk: Vec<&str> = timeline.lines().filter(|l| l.contains("\"kind\":\"disk\"")).collect();
+    assert!(!disk.is_empty(), "{timeline}");
+    for line in disk {
+        assert!(
+            line.contains("it runs")
+                || (line.contains("refused to start") && line.contains("corrupt")),
+            "{line}"
+        );
+    }
+}
