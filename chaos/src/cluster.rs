@@ -34,6 +34,8 @@ pub struct ClusterSpec {
     pub dir: PathBuf,
     /// More `blockdb serve` flags for every node.
     pub extra_args: Vec<String>,
+    /// More flags for some nodes only.
+    pub node_args: BTreeMap<NodeId, Vec<String>>,
 }
 
 /// Why the cluster could not be started or controlled.
@@ -147,6 +149,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(&self.spec.extra_args)
+            .args(self.spec.node_args.get(&id).into_iter().flatten())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -91,6 +91,9 @@ struct RunArgs {
     /// The `blockdb` binary [default: the one beside this program].
     #[arg(long)]
     blockdb: Option<PathBuf>,
+    /// Skew each node's clock by a random amount up to this, either way: `10m`, `30s`.
+    #[arg(long, value_parser = parse_duration)]
+    clock_skew: Option<Duration>,
     /// A `blockdb serve` flag for every node (repeat for more), e.g. `--node-arg=--unsafe-follower-reads`.
     #[arg(long, allow_hyphen_values = true)]
     node_arg: Vec<String>,
@@ -178,6 +181,7 @@ fn run_chaos(args: RunArgs) -> ExitCode {
         out_dir: args.out,
         blockdb,
         node_args: args.node_arg,
+        clock_skew: args.clock_skew,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

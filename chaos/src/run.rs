@@ -100,6 +100,9 @@ pub struct RunConfig {
     pub blockdb: PathBuf,
     /// More `blockdb serve` flags for every node.
     pub node_args: Vec<String>,
+    /// Skew each node's clock by a random amount up to this, either way (`--clock-skew-ms`):
+    /// commit times come from whichever node leads, and no checker may notice.
+    pub clock_skew: Option<Duration>,
 }
 
 /// What a run found.
@@ -176,6 +179,14 @@ pub async fn run(config: RunConfig) -> anyhow::Result<RunResult> {
             .map_or(0, |d| d.as_secs())
     ));
     std::fs::create_dir_all(&dir)?;
+    let mut skew_rng = StdRng::seed_from_u64(config.seed ^ 0x5eed_c10c);
+    let skews: BTreeMap<NodeId, i64> = match config.clock_skew {
+        None => BTreeMap::new(),
+        Some(max) => {
+            let max = max.as_millis() as i64;
+            (1..=config.nodes).map(|i| (i, skew_rng.random_range(-max..=max))).collect()
+        }
+    };
     let spec = ClusterSpec {
         nodes: config.nodes,
         shards: config.shards,
@@ -186,6 +197,10 @@ pub async fn run(config: RunConfig) -> anyhow::Result<RunResult> {
             config.node_args.clone(),
         ]
         .concat(),
+        node_args: skews
+            .iter()
+            .map(|(&i, &ms)| (i, vec![format!("--clock-skew-ms={ms}")]))
+            .collect(),
     };
     let cluster = Cluster::start(spec).await?;
     let endpoints = cluster.endpoints();
@@ -255,6 +270,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<RunResult> {
         "valid": valid,
         "checkers": results,
         "faults_injected": timeline.faults.len(),
+        "clock_skews_ms": skews,
     });
     std::fs::write(dir.join("results.json"), serde_json::to_vec_pretty(&results)?)?;
     let summary =

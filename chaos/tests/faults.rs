@@ -35,6 +35,7 @@ async fn must_start(nodes: u64, dir: &std::path::Path) -> Cluster {
         binary: blockdb_binary(),
         dir: dir.to_owned(),
         extra_args: vec!["--log-level".into(), "warn".into()],
+        node_args: Default::default(),
     };
     Cluster::start(spec).await.expect("the cluster starts")
 }

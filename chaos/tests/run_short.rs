@@ -1,5 +1,6 @@
 //! The CI runs of the harness, with a fixed seed: 3 nodes, 2 shards, the register workload
-//! under partitions and kills (about 40 seconds) and the ledger workload under partitions,
+//! under partitions and kills with the nodes' clocks skewed by up to ten minutes either way
+//! (about 40 seconds) and the ledger workload under partitions,
 //! kills and pauses (20 seconds), where every checker must pass; and a run against nodes with a
 //! deliberate bug, which must fail. `BLOCKDB_CHAOS_TIME`
 //! (seconds) and `BLOCKDB_CHAOS_SEED` run it longer or with another seed; `blockdb-chaos run` is
@@ -47,6 +48,7 @@ async fn a_short_register_run_under_partitions_and_kills_passes_every_checker() 
         out_dir: out.path().to_owned(),
         blockdb: blockdb_binary(),
         node_args: Vec::new(),
+        clock_skew: Some(Duration::from_secs(600)),
     };
     let result = run(config).await.expect("the run completes");
     eprintln!("{}", result.summary);
@@ -78,6 +80,7 @@ async fn the_harness_catches_followers_that_read_without_the_read_index() {
         out_dir: out.path().to_owned(),
         blockdb: blockdb_binary(),
         node_args: vec!["--unsafe-follower-reads".into()],
+        clock_skew: None,
     };
     let result = run(config).await.expect("the run completes");
     eprintln!("{}", result.summary);
@@ -104,6 +107,7 @@ async fn a_short_ledger_run_proves_every_checkpoint_and_acknowledged_insert() {
         out_dir: out.path().to_owned(),
         blockdb: blockdb_binary(),
         node_args: Vec::new(),
+        clock_skew: None,
     };
     let result = run(config).await.expect("the run completes");
     eprintln!("{}", result.summary);
@@ -132,6 +136,7 @@ async fn damaged_storage_files_of_a_follower_never_make_the_cluster_lie() {
         out_dir: out.path().to_owned(),
         blockdb: blockdb_binary(),
         node_args: Vec::new(),
+        clock_skew: None,
     };
     let result = run(config).await.expect("the run completes");
     eprintln!("{}", result.summary);

@@ -110,6 +110,10 @@ pub struct ServeArgs {
     /// Breaks linearizable reads on followers on purpose, for the chaos harness's self-test.
     #[arg(long, hide = true)]
     pub unsafe_follower_reads: bool,
+    /// Skews this node's clock by this many milliseconds (may be negative), for tests: commit
+    /// times come from the leader's clock, and nothing safety-related depends on it [default: 0].
+    #[arg(long, env = "BLOCKDB_CLOCK_SKEW_MS", allow_hyphen_values = true)]
+    pub clock_skew_ms: Option<i64>,
 }
 
 /// How logs are written.
@@ -237,6 +241,7 @@ impl ServeConfig {
         }
         node.peer_source_ip = args.peer_source_ip.or(file.peer_source_ip);
         node.unsafe_follower_reads = args.unsafe_follower_reads;
+        node.clock_skew_ms = args.clock_skew_ms.unwrap_or(0);
         if node.unsafe_follower_reads {
             eprintln!("blockdb: --unsafe-follower-reads: linearizable reads are NOT linearizable");
         }

@@ -94,6 +94,10 @@ pub struct NodeConfig {
     /// state without the leader's read index. Only for checking that the chaos harness catches
     /// it; never set otherwise.
     pub unsafe_follower_reads: bool,
+    /// Added to this node's clock where it reads the time (commit times, when it leads a
+    /// shard). A test setting: nothing safety-related may depend on clocks, and the chaos
+    /// harness checks that with skewed nodes.
+    pub clock_skew_ms: i64,
 }
 
 /// Raft timing and snapshot settings of every shard.
@@ -137,6 +141,7 @@ impl NodeConfig {
             cluster_token: DEFAULT_CLUSTER_TOKEN.into(),
             raft: RaftSettings::default(),
             unsafe_follower_reads: false,
+            clock_skew_ms: 0,
         }
     }
 }
@@ -711,7 +716,11 @@ async fn start_shard(
         .await
         .map_err(|e| raft_err(e.to_string()))?;
     let (queue, rx) = mpsc::channel(8192);
-    let limits = BatchLimits { records_max: config.batch_records_max, bytes_max: 4 << 20 };
+    let limits = BatchLimits {
+        records_max: config.batch_records_max,
+        bytes_max: 4 << 20,
+        clock_skew_ms: config.clock_skew_ms,
+    };
     tokio::spawn(proposer::run(shard, raft.clone(), views.clone(), rx, limits));
     Ok(ShardHandle { raft, views, queue, corruption, contact: LeaderContact::default() })
 }

@@ -52,6 +52,8 @@ pub struct BatchLimits {
     pub records_max: usize,
     /// Bytes of keys and values per entry, about (an entry ends once it passes this).
     pub bytes_max: usize,
+    /// Added to this node's clock for commit times (a test setting: see `--clock-skew-ms`).
+    pub clock_skew_ms: i64,
 }
 
 /// Runs the proposer of `shard` until the queue's senders are gone.
@@ -80,7 +82,7 @@ pub async fn run(
             }
         }
         // Commit times never go backwards within a leader's term, even if its clock does.
-        last_time_ms = last_time_ms.max(now_ms());
+        last_time_ms = last_time_ms.max(now_ms().saturating_add_signed(limits.clock_skew_ms));
         let commit_time_ms = last_time_ms;
         let check = {
             let view = views.borrow();
