@@ -79,9 +79,12 @@ struct RunArgs {
     /// Operations per second over all processes, at most.
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
-    /// Keys of the register workload.
+    /// Keys of the register workload in use at once.
     #[arg(long, default_value_t = 5)]
     keys: usize,
+    /// How long the register workload uses its keys before moving on to fresh ones.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    key_lifetime: Duration,
     /// How long each fault lasts, and each healthy stretch between faults.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     fault_interval: Duration,
@@ -177,6 +180,7 @@ fn run_chaos(args: RunArgs) -> ExitCode {
         concurrency: args.concurrency.max(1),
         rate: args.rate,
         keys: args.keys.max(1),
+        key_lifetime: args.key_lifetime,
         fault_interval: args.fault_interval,
         out_dir: args.out,
         blockdb,

@@ -90,8 +90,11 @@ pub struct RunConfig {
     pub concurrency: usize,
     /// Operations per second over all processes, at most.
     pub rate: f64,
-    /// Keys of the register workload.
+    /// Keys of the register workload in use at once.
     pub keys: usize,
+    /// How long the register workload uses a set of keys before every process moves on to
+    /// fresh ones (short histories per key keep the linearizability check small).
+    pub key_lifetime: Duration,
     /// How long each fault lasts, and each healthy stretch between faults.
     pub fault_interval: Duration,
     /// Where the run's folder is made.
@@ -304,11 +307,18 @@ async fn worker(
     let mut counter = 0u64;
     let mut last_seen = vec![None; config.keys];
     let mut inserted = Vec::new();
+    let mut epoch = 0;
     while Instant::now() < deadline {
         counter += 1;
+        let now_epoch = key_epoch(recorder.start.elapsed(), config.key_lifetime);
+        if now_epoch != epoch {
+            epoch = now_epoch;
+            last_seen.iter_mut().for_each(|s| *s = None);
+        }
+        let base = epoch * config.keys;
         let op = match config.workload {
             Workload::Register => {
-                workload::next_register_op(&mut rng, config.keys, counter, &last_seen)
+                workload::next_register_op(&mut rng, base, config.keys, counter, &last_seen)
             }
             Workload::Set => Op { f: "add", key: format!("e{p}-{counter}"), value: None },
             Workload::Ledger => {
@@ -320,7 +330,7 @@ async fn worker(
         recorder.complete(&invoke, &outcome);
         if let (Outcome::Ok(Some(v)), Some(k)) = (&outcome, op.key.strip_prefix('r'))
             && let (Some(version), Ok(k)) = (v["version"].as_u64(), k.parse::<usize>())
-            && let Some(slot) = last_seen.get_mut(k)
+            && let Some(slot) = k.checked_sub(base).and_then(|k| last_seen.get_mut(k))
         {
             *slot = Some(version);
         }
@@ -335,6 +345,11 @@ async fn worker(
         let jitter = rng.random_range(0.5..1.5);
         tokio::time::sleep(pause.mul_f64(jitter)).await;
     }
+}
+
+/// Which set of register keys is in use `elapsed` into the run.
+fn key_epoch(elapsed: Duration, lifetime: Duration) -> usize {
+    if lifetime.is_zero() { 0 } else { (elapsed.as_nanos() / lifetime.as_nanos()) as usize }
 }
 
 async fn nemesis_loop(
@@ -503,7 +518,8 @@ async fn final_reads(
     };
     match config.workload {
         Workload::Register => {
-            for k in 0..config.keys {
+            let epochs = key_epoch(config.time, config.key_lifetime) + 1;
+            for k in 0..config.keys * epochs {
                 let op = Op { f: "read", key: workload::register_key(k), value: None };
                 let invoke = recorder.invoke(process, &op);
                 let outcome = workload::run_op(&client, &op, Duration::from_secs(15)).await;

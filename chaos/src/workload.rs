@@ -13,7 +13,7 @@
 //!
 //! | workload   | operations |
 //! |------------|------------|
-//! | `register` | per key of a few: `read`, `append` (a blind write) and compare-and-append (`append` with `expected_version` = the version this process last saw); checked for linearizability per key with [`crate::model::versioned`] |
+//! | `register` | per key of a few, which every process moves on from together after a while (`key_lifetime`, so that no key's history grows too long to check): `read`, `append` (a blind write) and compare-and-append (`append` with `expected_version` = the version this process last saw); checked for linearizability per key with [`crate::model::versioned`] |
 //! | `set`      | `add` of unique elements (inserts), then one final `read-all`; checked for lost and unexpected elements |
 //! | `ledger`   | `insert` of unique keys (the answer's shard, log index and checkpoint recorded), `read` of inserted keys, `checkpoint` of a shard from the process's node; every answer's proofs verified; at the end every checkpoint seen must be consistent with the final tree of its shard, and every acknowledged insert must be in its shard's log at the index it was given |
 
@@ -76,16 +76,18 @@ pub fn register_key(i: usize) -> String {
     format!("r{i}")
 }
 
-/// The next register operation of a process: a read half the time, else an append, a
-/// compare-and-append against `last_seen` when the process has seen the key.
+/// The next register operation of a process on the keys `base .. base + keys`: a read half the
+/// time, else an append, a compare-and-append against `last_seen` (indexed from `base`) when the
+/// process has seen the key.
 pub fn next_register_op(
     rng: &mut impl Rng,
+    base: usize,
     keys: usize,
     counter: u64,
     last_seen: &[Option<u64>],
 ) -> Op {
     let k = rng.random_range(0..keys.max(1));
-    let key = register_key(k);
+    let key = register_key(base + k);
     if rng.random_bool(0.5) {
         return Op { f: "read", key, value: None };
     }
@@ -226,7 +228,7 @@ mod tests {
     fn register_ops_read_append_and_compare_against_what_was_seen() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let seen = vec![Some(4), None];
-        let ops: Vec<Op> = (0..200).map(|i| next_register_op(&mut rng, 2, i, &seen)).collect();
+        let ops: Vec<Op> = (0..200).map(|i| next_register_op(&mut rng, 0, 2, i, &seen)).collect();
         assert!(ops.iter().any(|o| o.f == "read"));
         assert!(ops.iter().any(
             |o| o.f == "append" && o.value.as_ref().unwrap().get("expected_version").is_none()
