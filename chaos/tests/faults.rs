@@ -3,7 +3,8 @@
 //! reunites them; a paused node is passed over and catches up when resumed; a killed node
 //! restarts with its data.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
 use blockdb_chaos::cluster::{Cluster, ClusterSpec};
@@ -11,28 +12,11 @@ use blockdb_chaos::nemesis::{self, Network as _, Shape};
 use blockdb_client::ClusterAdmin;
 use rand::SeedableRng as _;
 
-/// The `blockdb` binary of this build, built first if it is missing or stale.
-fn blockdb_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/faults-<hash>
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = std::process::Command::new(cargo);
-    build.args(["build", "--locked", "-p", "blockdb-server", "--bin", "blockdb"]);
-    if release {
-        build.arg("--release");
-    }
-    let status = build.status().expect("run cargo build");
-    assert!(status.success(), "cargo build of blockdb failed");
-    profile_dir.join("blockdb")
-}
-
 async fn must_start(nodes: u64, dir: &std::path::Path) -> Cluster {
     let spec = ClusterSpec {
         nodes,
         shards: 1,
-        binary: blockdb_binary(),
+        binary: common::blockdb_binary(),
         dir: dir.to_owned(),
         extra_args: vec!["--log-level".into(), "warn".into()],
         node_args: Default::default(),

@@ -6,26 +6,12 @@
 //! (seconds) and `BLOCKDB_CHAOS_SEED` run it longer or with another seed; `blockdb-chaos run` is
 //! the same thing from the command line.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
 use blockdb_chaos::run::{Fault, RunConfig, run};
 use blockdb_chaos::workload::Workload;
-
-/// The `blockdb` binary of this build, built first if it is missing or stale.
-fn blockdb_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = std::process::Command::new(cargo);
-    build.args(["build", "--locked", "-p", "blockdb-server", "--bin", "blockdb"]);
-    if release {
-        build.arg("--release");
-    }
-    assert!(build.status().expect("run cargo build").success(), "cargo build of blockdb failed");
-    profile_dir.join("blockdb")
-}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -49,7 +35,7 @@ async fn a_short_register_run_under_partitions_and_kills_passes_every_checker() 
         key_lifetime: Duration::from_secs(20),
         fault_interval: Duration::from_secs(4),
         out_dir: out.path().to_owned(),
-        blockdb: blockdb_binary(),
+        blockdb: common::blockdb_binary(),
         node_args: Vec::new(),
         clock_skew: Some(Duration::from_secs(600)),
     };
@@ -85,7 +71,7 @@ async fn the_harness_catches_followers_that_read_without_the_read_index() {
         key_lifetime: Duration::from_secs(600),
         fault_interval: Duration::from_secs(4),
         out_dir: out.path().to_owned(),
-        blockdb: blockdb_binary(),
+        blockdb: common::blockdb_binary(),
         node_args: vec!["--unsafe-follower-reads".into()],
         clock_skew: None,
     };
@@ -113,7 +99,7 @@ async fn a_short_ledger_run_proves_every_checkpoint_and_acknowledged_insert() {
         key_lifetime: Duration::from_secs(600),
         fault_interval: Duration::from_secs(4),
         out_dir: out.path().to_owned(),
-        blockdb: blockdb_binary(),
+        blockdb: common::blockdb_binary(),
         node_args: Vec::new(),
         clock_skew: None,
     };
@@ -143,7 +129,7 @@ async fn damaged_storage_files_of_a_follower_never_make_the_cluster_lie() {
         key_lifetime: Duration::from_secs(600),
         fault_interval: Duration::from_secs(3),
         out_dir: out.path().to_owned(),
-        blockdb: blockdb_binary(),
+        blockdb: common::blockdb_binary(),
         node_args: Vec::new(),
         clock_skew: None,
     };

@@ -1,4 +1,5 @@
-//! Shared by the integration tests: the third-party test data under `../shared/testdata/`.
+//! Shared by the integration tests: the third-party test data under `../shared/testdata/`, and
+//! the `blockdb` binary the cluster tests start.
 #![allow(dead_code, reason = "each test file uses its own part of these helpers")]
 
 use std::io::Write as _;
@@ -23,4 +24,21 @@ pub fn testdata(rel: &str) -> Option<PathBuf> {
         path.display()
     );
     None
+}
+
+/// The `blockdb` binary of this build (`target/<profile>/blockdb`), built first so that it is
+/// never missing or stale (a no-op after `cargo test --workspace`, which builds it).
+pub fn blockdb_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test>-<hash>
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--locked", "-p", "blockdb-server", "--bin", "blockdb"]);
+    if release {
+        build.arg("--release");
+    }
+    assert!(build.status().expect("run cargo build").success(), "cargo build of blockdb failed");
+    profile_dir.join("blockdb")
 }
