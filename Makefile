@@ -1,7 +1,7 @@
 # `make verify` is the gate: formatting, lints, docs and every test. CI runs it through .ci/run.
 CARGO ?= cargo
 
-.PHONY: verify fmt clippy doc test openapi-tools run bench bench-storage bench-node bench-failover run-verify
+.PHONY: verify fmt clippy doc test openapi-tools run bench bench-storage bench-node bench-txn bench-failover run-verify
 
 verify: fmt clippy doc openapi-tools test
 
@@ -41,6 +41,10 @@ bench-storage:
 # A real node over HTTP: durable appends/s at 1 and 64 clients, verified reads/s (medians).
 bench-node:
 	$(CARGO) bench -p blockdb-server --bench node_quick
+
+# Transaction throughput and abort rate, 3 nodes, low and high contention (not part of `verify`).
+bench-txn:
+	$(CARGO) bench -p blockdb-server --bench txn_quick
 
 # Failover of a 3-node, 2-shard release cluster under write load: kill -9 each shard's leader
 # BLOCKDB_FAILOVER_ROUNDS times (default 5) and print every time and the median.

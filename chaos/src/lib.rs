@@ -36,4 +36,5 @@ pub mod proxy;
 pub mod run;
 pub mod set_check;
 pub mod timeline;
+pub mod txn_check;
 pub mod workload;

@@ -10,6 +10,12 @@
 //!
 //! Writes return the server's receipt with its checkpoint verified under the trust policy; they
 //! do not move the trusted state (a later read does, with its proof).
+//!
+//! A transaction ([`Client::transact`]) is sent once, like a write. Its answer is checked
+//! ([`crate::txn`]: the receipt verified, every write proven as asked); then the receipt's
+//! checkpoints are observed like a stale read's (proven consistent with the trusted ones, older
+//! or newer, since concurrent calls may have moved them past the transaction); then every read
+//! that found a version is proven by a Get of that version. Only then is the result returned.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +35,12 @@ use crate::convert;
 use crate::error::{ClientError, VerifyError};
 use crate::store::TrustStore;
 use crate::trust::{Observation, Settled, TrustedState};
+use crate::txn::{self, TxnOp, TxnRead, TxnResult};
+
+/// Most bytes of a Transact answer the client decodes: its receipt repeats every value written,
+/// and its reads carry theirs, so it may be far larger than the 4 MiB of other answers; the
+/// bound keeps a server from making the client hold any amount.
+const TXN_ANSWER_BYTES_MAX: usize = 64 << 20;
 
 /// How the client reaches and trusts a cluster.
 #[derive(Debug, Clone)]
@@ -249,6 +261,71 @@ impl Client {
             async move { c.append(req).await }
         });
         self.receipt(r.await?)
+    }
+
+    /// Runs the transaction `ops` (1 to 1024 operations, each key written at most once) and
+    /// returns it verified: its receipt under the trust policy and against the trusted
+    /// checkpoints, its writes as asked, and each read that found a version proven by its
+    /// record's bundle (a read of version 0 is not proven: see [`crate::txn`]).
+    ///
+    /// Sent once: retried only when it certainly did not reach a coordinator. After a timeout or
+    /// a failure while proving a committed transaction, its outcome is unknown to the caller
+    /// ([`ClientError::Unavailable`], naming the transaction).
+    ///
+    /// # Errors
+    /// `invalid_argument` (and the key and value limits) for bad operations; `aborted` when a
+    /// check failed or a key conflicted; `locked` or `deadlock` when another transaction held
+    /// its keys ([`ClientError::is_txn_conflict`]: run it again as a new one); a
+    /// [`VerifyError`] when the answer or its receipt does not verify or is not what was asked.
+    pub async fn transact(&self, ops: &[TxnOp]) -> Result<TxnResult, ClientError> {
+        let req = pb::TransactRequest { ops: ops.iter().map(TxnOp::to_proto).collect() };
+        let r = self.conn.call(Effect::Once, |c| {
+            let req = req.clone();
+            async move { c.max_decoding_message_size(TXN_ANSWER_BYTES_MAX).transact(req).await }
+        });
+        let checked = txn::check(ops, r.await?, &self.config.policy, self.shards)?;
+        // The transaction committed: a failure to prove more of it must not pass for one that
+        // left its outcome open without saying which transaction it was.
+        let committed = |e: ClientError| match e {
+            ClientError::Unavailable(m) => ClientError::Unavailable(format!(
+                "transaction {} committed, but proving what it read or wrote failed: {m}",
+                checked.txn_id
+            )),
+            ClientError::Rejected { code, message, .. } => VerifyError::Mismatch(format!(
+                "transaction {}: a proof of what it read or wrote was refused ({code}): {message}",
+                checked.txn_id
+            ))
+            .into(),
+            other => other,
+        };
+        for (shard, cp) in checked.receipt.iter().flat_map(txn::checkpoints) {
+            self.observe(shard, &cp, None, Consistency::Stale).await.map_err(committed)?;
+        }
+        let mut reads = Vec::with_capacity(checked.reads.len());
+        for (key, version, value) in checked.reads {
+            let proof = match version {
+                0 => None,
+                v => Some(
+                    self.get(&key, Some(v), Consistency::Linearizable).await.map_err(committed)?,
+                ),
+            };
+            if proof.as_ref().is_some_and(|p| p.record.value != value) {
+                return Err(VerifyError::Mismatch(format!(
+                    "transaction {}: read \"{}\" version {version} with another value than \
+                     its record's",
+                    checked.txn_id,
+                    key.escape_ascii()
+                ))
+                .into());
+            }
+            reads.push(TxnRead { key, version, value, proof });
+        }
+        Ok(TxnResult {
+            txn_id: checked.txn_id,
+            reads,
+            writes: checked.writes,
+            receipt: checked.receipt,
+        })
     }
 
     /// The record of `key` at `version` (the latest if `None`), verified.

@@ -1,7 +1,9 @@
 //! What can go wrong, kept apart by what the caller should do about it:
 //!
-//! - [`ClientError::Rejected`]: the server said no (a conflict, not found, bad input). Retrying
-//!   the same request will not help.
+//! - [`ClientError::Rejected`]: the server said no (a conflict, not found, bad input, a
+//!   transaction that did not commit). Retrying the same request will not help — except a
+//!   transaction that lost a lock or a deadlock to another ([`ClientError::is_txn_conflict`]),
+//!   which may commit when run again as a new transaction.
 //! - [`ClientError::Unavailable`]: the network or the cluster could not answer (after the
 //!   client's own bounded retries). The request may be retried later; a write's outcome is then
 //!   unknown.
@@ -9,7 +11,7 @@
 //!   fork, a rollback. Nothing from that answer is returned, and the client never retries it
 //!   silently: it is evidence against the server.
 
-use blockdb_verifier::{BundleError, ExtendError, PolicyError, ProofError, TreeSize};
+use blockdb_verifier::{BundleError, ExtendError, PolicyError, ProofError, ReceiptError, TreeSize};
 
 /// A client operation's failure.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +20,8 @@ pub enum ClientError {
     /// The server refused the request; `code` is the API's stable error code.
     #[error("the server refused the request ({code}): {message}")]
     Rejected {
-        /// The stable code, e.g. `already_exists`, `version_mismatch`, `not_found`.
+        /// The stable code, e.g. `already_exists`, `version_mismatch`, `not_found`, and for
+        /// transactions `aborted`, `locked`, `deadlock`.
         code: String,
         /// The server's message.
         message: String,
@@ -49,6 +52,14 @@ impl ClientError {
     pub fn is_verification(&self) -> bool {
         matches!(self, ClientError::Verification(_))
     }
+
+    /// Whether a transaction did not commit because another one held its keys: a lock it needed
+    /// stayed held past the server's wait (`locked`), or it was chosen to break a deadlock
+    /// (`deadlock`). Nothing was written; running the operations again, as a new transaction,
+    /// may commit. (`aborted` is not one: a failed check fails again.)
+    pub fn is_txn_conflict(&self) -> bool {
+        matches!(self.code(), Some("locked" | "deadlock"))
+    }
 }
 
 /// Why an answer failed verification.
@@ -68,6 +79,9 @@ pub enum VerifyError {
     /// comparison, otherwise an inconsistency; either way, evidence.
     #[error("checkpoint inconsistent with the trusted one: {0}")]
     Extend(#[from] ExtendError),
+    /// A transaction's receipt does not verify.
+    #[error("transaction receipt: {0}")]
+    Receipt(#[from] ReceiptError),
     /// A consistency proof between two checkpoints does not verify.
     #[error("consistency proof from {from} to {to} does not verify: {error}")]
     Consistency {
@@ -100,6 +114,7 @@ impl VerifyError {
     pub fn is_fork(&self) -> bool {
         match self {
             VerifyError::Bundle(b) => b.is_fork(),
+            VerifyError::Receipt(r) => r.is_fork(),
             VerifyError::Extend(e) => {
                 matches!(e, ExtendError::Fork { .. } | ExtendError::Inconsistent { .. })
             }

@@ -12,6 +12,7 @@
 //!   [`ClusterAdmin`], which calls them without a trust policy.
 //! - `connection`: the channels, time limits and retries both share.
 //! - [`trust`]: the trusted state and its transitions (no I/O).
+//! - [`txn`]: transactions' operations and results, and the checks of an answer (no I/O).
 //! - [`store`]: where the trusted state is kept between runs.
 //!
 //! ```no_run
@@ -38,6 +39,7 @@ mod convert;
 pub mod error;
 pub mod store;
 pub mod trust;
+pub mod txn;
 
 pub use client::{
     Client, ClientConfig, Consistency, NodeIdentity, VerifiedEntry, VerifiedRead, WriteReceipt,
@@ -49,3 +51,4 @@ pub use cluster::{
 pub use error::{ClientError, VerifyError};
 pub use store::{FileStore, MemoryStore, StoreError, TrustStore};
 pub use trust::{Observation, TrustedState};
+pub use txn::{TxnOp, TxnRead, TxnResult, TxnWrite};

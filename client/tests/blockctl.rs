@@ -1,7 +1,8 @@
 //! `blockctl` end to end against a real node: the README tour (trust init, insert, append, get,
 //! history, checkpoint, consistency, entry, scan) with its output and exit codes, and a
 //! trusted-state file that disagrees with the server (as after a fork) caught as a security
-//! finding with exit code 1.
+//! finding with exit code 1; transactions from flags (in their order) and from a file, with the
+//! receipt saved and verified offline; and the cluster commands.
 
 mod common;
 
@@ -92,6 +93,104 @@ async fn the_tour_through_blockctl() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("VERIFICATION FAILED") && stderr.contains("SECURITY"), "{stderr}");
     assert!(out.stdout.is_empty(), "nothing is shown from an answer that failed");
+    served.stop().await;
+}
+
+/// `blockctl txn` against a two-shard node: flags kept in order, a file in the REST body's shape,
+/// `--json`, base64, a saved receipt that verifies offline, and the exit codes of an aborted
+/// transaction and of bad usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_through_blockctl() {
+    let served = common::must_serve(2).await;
+    let url = served.url();
+    let policy = served.policy();
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| must_ok(&dir, &url, args);
+        run(&["trust", "init", "--yes"]);
+
+        // Flags: two inserts (alice and bob are in different shards of 2), then reads and
+        // writes whose output keeps the order of the flags.
+        let out = run(&["txn", "--insert", "alice=hello", "--insert", "bob=hi"]);
+        println!("{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("transaction ") && lines[0].ends_with(" committed"));
+        assert_eq!(lines[0].len(), "transaction  committed".len() + 32, "{out}");
+        assert!(lines[1].starts_with("write alice v1: shard 0 leaf "), "{out}");
+        assert_eq!(lines[2], "write bob v1: shard 1 leaf 0", "{out}");
+        assert!(lines[3].starts_with("receipt verified: commit decision at shard 0 leaf "));
+        assert!(lines[3].ends_with(", 2 write(s) proven"), "{out}");
+        let args = [
+            "txn",
+            "--read",
+            "carol",
+            "--append",
+            "alice=hello again@1",
+            "--read",
+            "alice",
+            "--check",
+            "bob@1",
+            "--receipt-out",
+            "receipt.json",
+        ];
+        let out = run(&args);
+        println!("{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[1], "read  carol: no version (absence is not proven)");
+        assert!(lines[2].starts_with("read  alice v1 = hello (verified: shard 0 leaf"), "{out}");
+        assert!(lines[3].starts_with("write alice v2: shard 0 leaf"), "{out}");
+        assert!(lines[4].starts_with("receipt verified"), "{out}");
+        let saved = std::fs::read(dir.join("receipt.json")).expect("the receipt was saved");
+        let receipt = blockdb_verifier::Receipt::from_json(&saved).expect("a receipt");
+        let verified = blockdb_verifier::verify_receipt(&receipt, &policy).expect("verifies");
+        assert_eq!(verified.writes.len(), 1);
+        assert!(lines[0].contains(&receipt.txn_id.to_hex()), "{out}");
+
+        // A file in the REST body's shape, with --json; and base64 keys and values.
+        let ops = r#"{"ops": [{"op": "read", "key": "bob"},
+            {"op": "append", "key": "bob", "value": "again", "expected_version": 1},
+            {"op": "check", "key": "alice", "version": 2}]}"#;
+        std::fs::write(dir.join("ops.json"), ops).expect("write ops");
+        let json: serde_json::Value =
+            serde_json::from_str(&run(&["txn", "--file", "ops.json", "--json"])).expect("json");
+        assert_eq!(json["reads"][0]["value"], "hi");
+        assert_eq!(json["reads"][0]["verified"], true);
+        assert_eq!(
+            (json["writes"][0]["key"].as_str(), json["writes"][0]["version"].as_u64()),
+            (Some("bob"), Some(2))
+        );
+        assert_eq!(json["receipt"]["verified"], true);
+        // "ZGF2ZQ==" is "dave", "ZA==" is "d".
+        let out = run(&["--base64", "txn", "--insert", "ZGF2ZQ===ZA==", "--read", "ZGF2ZQ=="]);
+        assert!(out.contains("write ZGF2ZQ== v1"), "{out}");
+        assert!(out.contains("read  ZGF2ZQ==: no version"), "{out}");
+
+        // A failed check exits 3 and writes nothing; bad usage exits 2.
+        let out = blockctl(&dir, &url, &["txn", "--check", "alice@1", "--insert", "erin=x"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains("aborted"), "{stderr}");
+        let out = run(&["txn", "--read", "erin"]);
+        assert!(out.contains("read  erin: no version"), "{out}");
+        for args in [
+            &["txn"][..],
+            &["txn", "--check", "alice"],
+            &["txn", "--insert", "novalue"],
+            &["txn", "--file", "ops.json", "--read", "alice"],
+            &["txn", "--file", "missing.json"],
+        ] {
+            let out = blockctl(&dir, &url, args);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    })
+    .await
+    .expect("blockctl runs");
     served.stop().await;
 }
 

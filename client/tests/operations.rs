@@ -1,13 +1,13 @@
 //! Every client operation against a real node: writes, reads of every kind, entries,
-//! checkpoints, consistency proofs; and the trusted state that moves forward and survives a
-//! restart of the client through its file store.
+//! checkpoints, consistency proofs, transactions; and the trusted state that moves forward and
+//! survives a restart of the client through its file store.
 
 mod common;
 
 use std::sync::Arc;
 
-use blockdb_client::{Consistency, FileStore, TrustStore};
-use blockdb_verifier::ShardId;
+use blockdb_client::{Consistency, FileStore, TrustStore, TxnOp};
+use blockdb_verifier::{ShardId, verify_receipt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_verifies() {
@@ -52,6 +52,77 @@ async fn every_operation_verifies() {
     assert!(cp.size <= latest.size);
     let trusted = client.trusted().await;
     assert_eq!(trusted.checkpoints().count(), 2, "one per shard's log");
+    served.stop().await;
+}
+
+/// The first key `prefix<n>` in `shard` of the client's shards.
+fn key_in(client: &blockdb_client::Client, shard: u32, prefix: &str) -> Vec<u8> {
+    (0..)
+        .map(|n| format!("{prefix}{n}").into_bytes())
+        .find(|k| client.shard_of(k) == ShardId(shard))
+        .expect("some key hashes to every shard")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_commit_across_shards_verified_or_abort_and_write_nothing() {
+    let served = common::must_serve(2).await;
+    let client = served.client().await;
+    let (a, b, c) = (key_in(&client, 0, "a"), key_in(&client, 1, "b"), key_in(&client, 1, "c"));
+    client.insert(&a, b"a1").await.expect("insert");
+
+    // Phase 1: across both shards. The read is proven by its record's bundle, the writes by the
+    // receipt, which the trusted state has taken in for both shards.
+    let ops = [
+        TxnOp::read(a.clone()),
+        TxnOp::append(a.clone(), "a2", Some(1)),
+        TxnOp::read(b.clone()),
+        TxnOp::insert(b.clone(), "b1"),
+        TxnOp::check(c.clone(), 0),
+    ];
+    let done = client.transact(&ops).await.expect("the transaction commits");
+    let [read_a, read_b] = &done.reads[..] else { panic!("two reads: {:?}", done.reads) };
+    assert_eq!((&read_a.key, read_a.version, read_a.value.as_deref()), (&a, 1, Some(&b"a1"[..])));
+    let proof = read_a.proof.as_ref().expect("a read that found a version is proven");
+    assert_eq!((proof.record.version, proof.shard), (1, ShardId(0)));
+    assert_eq!((&read_b.key, read_b.version, &read_b.value), (&b, 0, &None));
+    assert!(read_b.proof.is_none(), "absence is not proven");
+    let writes: Vec<(&[u8], ShardId, u64)> =
+        done.writes.iter().map(|w| (&w.key[..], w.shard, w.version)).collect();
+    assert_eq!(writes, [(&a[..], ShardId(0), 2), (&b[..], ShardId(1), 1)]);
+    let receipt = done.receipt.as_ref().expect("a transaction that wrote has a receipt");
+    assert_eq!(receipt.txn_id, done.txn_id);
+    let verified = verify_receipt(receipt, &served.policy()).expect("it verifies offline too");
+    let trusted = client.trusted().await;
+    for (shard, cp) in &verified.checkpoints {
+        let kept = trusted.checkpoints().find(|k| k.origin == cp.checkpoint.origin);
+        assert!(kept.is_some_and(|k| k.size >= cp.checkpoint.size), "shard {}", shard.0);
+    }
+    let read = client.get(&b, None, Consistency::Linearizable).await.expect("get");
+    assert_eq!((read.record.version, read.record.value.as_deref()), (1, Some(&b"b1"[..])));
+
+    // Phase 2: a failed check aborts, in one shard and across two, and writes nothing.
+    for ops in [
+        vec![TxnOp::check(a.clone(), 1), TxnOp::append(a.clone(), "x", None)],
+        vec![TxnOp::check(a.clone(), 1), TxnOp::insert(c.clone(), "x")],
+    ] {
+        let e = client.transact(&ops).await.expect_err("a failed check");
+        assert_eq!(e.code(), Some("aborted"), "{e}");
+        assert!(!e.is_verification() && !e.is_txn_conflict(), "{e}");
+    }
+    let e = client.get(&c, None, Consistency::Linearizable).await.expect_err("not written");
+    assert_eq!(e.code(), Some("not_found"));
+    let read = client.get(&a, None, Consistency::Linearizable).await.expect("get");
+    assert_eq!(read.record.version, 2);
+
+    // Phase 3: bad input is refused as such; a read-only transaction has no receipt.
+    let e = client.transact(&[]).await.expect_err("no operation");
+    assert_eq!(e.code(), Some("invalid_argument"));
+    let twice = [TxnOp::insert(c.clone(), "1"), TxnOp::append(c.clone(), "2", None)];
+    let e = client.transact(&twice).await.expect_err("a key written twice");
+    assert_eq!(e.code(), Some("invalid_argument"));
+    let reads = client.transact(&[TxnOp::read(a), TxnOp::read(b)]).await.expect("reads only");
+    assert!(reads.receipt.is_none() && reads.writes.is_empty());
+    assert!(reads.reads.iter().all(|r| r.proof.is_some()));
     served.stop().await;
 }
 

@@ -1,14 +1,16 @@
 //! A proxy between the client and a real node that tampers with answers: a flipped bit in a
 //! value, a wrong inclusion proof, a checkpoint signed by an unknown key, a checkpoint of a
-//! forked history signed with the node's own key, and a rollback to a smaller tree. Each is
-//! caught as a verification error and nothing from the answer reaches the caller.
+//! forked history signed with the node's own key, and a rollback to a smaller tree; and in
+//! transactions, a receipt with a flipped value bit, a forked checkpoint or a write left out, a
+//! write answered at another version, and a read answered with another value. Each is caught as
+//! a verification error and nothing from the answer reaches the caller.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use blockdb_client::{Client, ClientConfig, ClientError, Consistency, MemoryStore};
+use blockdb_client::{Client, ClientConfig, ClientError, Consistency, MemoryStore, TxnOp};
 use blockdb_proto::v1 as pb;
 use blockdb_proto::v1::ledger_client::LedgerClient;
 use blockdb_proto::v1::ledger_server::{Ledger, LedgerServer};
@@ -25,6 +27,12 @@ enum Mode {
     UnknownKey,
     Fork,
     Rollback,
+    /// Transactions: the receipt's last write bundle is left out.
+    DropReceiptWrite,
+    /// Transactions: the first write is answered one version later.
+    WrongWriteVersion,
+    /// Transactions: the first read is answered with another value.
+    WrongReadValue,
 }
 
 struct Tamper {
@@ -74,9 +82,29 @@ impl Tamper {
                 b.checkpoint = self.checkpoint(&b.checkpoint);
                 b.consistency_proof = None;
             }
-            Mode::Honest | Mode::Rollback => self.remember(&b.checkpoint),
+            Mode::Honest
+            | Mode::Rollback
+            | Mode::DropReceiptWrite
+            | Mode::WrongWriteVersion
+            | Mode::WrongReadValue => self.remember(&b.checkpoint),
         }
         b
+    }
+
+    fn transaction(&self, mut t: pb::TransactResponse) -> pb::TransactResponse {
+        if let Some(receipt) = t.receipt.as_mut() {
+            receipt.writes =
+                std::mem::take(&mut receipt.writes).into_iter().map(|b| self.bundle(b)).collect();
+            if self.mode() == Mode::DropReceiptWrite {
+                receipt.writes.pop();
+            }
+        }
+        match self.mode() {
+            Mode::WrongWriteVersion => t.writes[0].version += 1,
+            Mode::WrongReadValue => t.reads[0].value = Some(b"forged".to_vec()),
+            _ => {}
+        }
+        t
     }
 }
 
@@ -95,6 +123,13 @@ impl Ledger for Tamper {
         r: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
         self.upstream.clone().append(r.into_inner()).await
+    }
+    async fn transact(
+        &self,
+        r: Request<pb::TransactRequest>,
+    ) -> Result<Response<pb::TransactResponse>, Status> {
+        let t = self.upstream.clone().transact(r.into_inner()).await?.into_inner();
+        Ok(Response::new(self.transaction(t)))
     }
     async fn get(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::ProofBundle>, Status> {
         let b = self.upstream.clone().get(r.into_inner()).await?.into_inner();
@@ -259,5 +294,52 @@ async fn tampered_answers_are_caught() {
     assert_eq!(client.trusted().await.get(&trusted.origin), Some(&trusted));
     set(Mode::Honest);
     client.get(b"alice", None, Consistency::Linearizable).await.expect("honest again");
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_transaction_answers_are_caught() {
+    let served = common::must_serve(2).await;
+    let mode = Arc::new(Mutex::new(Mode::Honest));
+    let proxy = must_proxy(&served, Arc::clone(&mode)).await;
+    let config = ClientConfig::new(vec![format!("http://{proxy}")], served.policy());
+    let client = Client::connect(config, Arc::new(MemoryStore::default())).await.expect("connect");
+    let set = |m| *mode.lock().expect("lock") = m;
+    let a = b"alice".to_vec();
+    let b = (0..)
+        .map(|n| format!("bob{n}").into_bytes())
+        .find(|k| client.shard_of(k) != client.shard_of(&a))
+        .expect("a key in the other shard");
+
+    // Honest: both keys written, across the two shards, and read back.
+    let ops = [TxnOp::insert(a.clone(), "a1"), TxnOp::insert(b.clone(), "b1")];
+    client.transact(&ops).await.expect("honest transaction");
+    let reads = [TxnOp::read(a.clone()), TxnOp::read(b.clone())];
+    client.transact(&reads).await.expect("honest reads");
+    let trusted = client.trusted().await;
+
+    // Each of these transactions commits on the node; the client refuses the tampered answer.
+    let both = |v: &str| [TxnOp::append(a.clone(), v, None), TxnOp::append(b.clone(), v, None)];
+    for (m, what) in [
+        (Mode::FlipValueBit, "a flipped value bit in the receipt"),
+        (Mode::Fork, "a receipt against a forked checkpoint"),
+        (Mode::UnknownKey, "a receipt signed by an unknown key"),
+        (Mode::DropReceiptWrite, "a write left out of the receipt"),
+        (Mode::WrongWriteVersion, "a write answered at another version"),
+    ] {
+        set(m);
+        let e = must_be_verification(client.transact(&both(what)).await, what);
+        println!("{what}: {e}");
+    }
+    assert_eq!(client.trusted().await, trusted, "no refused receipt moved the trusted state");
+    set(Mode::WrongReadValue);
+    let e = must_be_verification(client.transact(&reads).await, "a forged read");
+    println!("a forged read: {e}");
+
+    // Honest answers still verify.
+    set(Mode::Honest);
+    let done = client.transact(&reads).await.expect("honest again");
+    let versions: Vec<u64> = done.reads.iter().map(|r| r.version).collect();
+    assert_eq!(versions, [6, 6], "every tampered transaction committed all the same");
     served.stop().await;
 }

@@ -10,6 +10,7 @@
 #   127.0.0.1:7070                       -> the address this node printed
 #   blockdb-node-1+9f643730+Ae6f...      -> the verifier key this node printed
 #   90ffdcdf4df98a7b851c57235d966784     -> any cluster id (32 hex digits)
+#   88330e27d41abe8bc8dff4204f4b652d     -> any transaction id (32 hex digits)
 #   f2857b6e6d1d...                      -> any hash (64 hex digits)
 # Everything else must match exactly, line for line. A successful command must print nothing on
 # stderr; the refused insert prints its line on stderr and nothing on stdout.
@@ -120,6 +121,7 @@ ere_escape() { printf '%s\n' "$1" | sed -e 's/[][\.*^$+?(){}|]/\\&/g'; }
 readme_addr=$(ere_escape '127.0.0.1:7070')
 readme_key=$(ere_escape 'blockdb-node-1+9f643730+Ae6fYKYfaeVJ5E9tbvBGWE18xFKmPLDcsHh/LzXkG6lT')
 readme_cluster=90ffdcdf4df98a7b851c57235d966784
+readme_txn=88330e27d41abe8bc8dff4204f4b652d
 readme_hash=f2857b6e6d1da16d52e908fc526b8fba45e4019bb29852233407ea0ddb0c7b82
 this_addr=$(ere_escape "$addr")
 this_key=$(ere_escape "$key")
@@ -129,6 +131,7 @@ line_re() {
     re=${re//"$readme_addr"/"$this_addr"}
     re=${re//"$readme_key"/"$this_key"}
     re=${re//"$readme_cluster"/'[0-9a-f]{32}'}
+    re=${re//"$readme_txn"/'[0-9a-f]{32}'}
     re=${re//"$readme_hash"/'[0-9a-f]{64}'}
     printf '^%s$' "$re"
 }
@@ -237,12 +240,31 @@ EOF
 matches stderr "$err" </dev/null
 
 # Exit code 3: the server refused (README: "3 the server refused (conflict, not found, bad
-# input)"); the README's line is on stderr.
+# input, a transaction that did not commit)"); the README's line is on stderr.
 step="blockctl insert alice x"
 run_blockctl 3 insert alice x
 matches stdout "$out" </dev/null
 matches stderr "$err" <<'EOF'
 blockctl: the server refused the request (already_exists): the key already exists (current version 2)
+EOF
+
+# The README's transaction transcript, which follows the tour's.
+step="blockctl txn --read alice --append 'alice=hello, bob@2' --insert bob=hi"
+run_blockctl 0 txn --read alice --append 'alice=hello, bob@2' --insert bob=hi
+matches stdout "$out" <<'EOF'
+transaction 88330e27d41abe8bc8dff4204f4b652d committed
+read  alice v2 = hello again (verified: shard 0 leaf 1 in tree of size 5)
+write alice v3: shard 0 leaf 2
+write bob v1: shard 0 leaf 3
+receipt verified: commit decision at shard 0 leaf 4, 2 write(s) proven
+EOF
+matches stderr "$err" </dev/null
+
+step="blockctl txn --check alice@2 --insert carol=late"
+run_blockctl 3 txn --check alice@2 --insert carol=late
+matches stdout "$out" </dev/null
+matches stderr "$err" <<'EOF'
+blockctl: the server refused the request (aborted): the transaction needs key "alice" at version 2 but it is at 3
 EOF
 
 # The README: "SIGINT or SIGTERM stops the node cleanly".

@@ -22,6 +22,7 @@ const PROTO_FILE: &str = "blockdb/v1/ledger.proto";
 const RPCS: &[(&str, &str, &str, bool)] = &[
     ("Insert", "InsertRequest", "WriteResponse", false),
     ("Append", "AppendRequest", "WriteResponse", false),
+    ("Transact", "TransactRequest", "TransactResponse", false),
     ("Get", "GetRequest", "ProofBundle", false),
     ("History", "HistoryRequest", "HistoryResponse", false),
     ("Scan", "ScanRequest", "ScanResponse", false),

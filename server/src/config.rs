@@ -21,6 +21,7 @@
 //! heartbeat_ms = 100
 //! election_timeout_ms = 250
 //! snapshot_entries = 20000
+//! txn_timeout_ms = 10000
 //! ```
 
 use std::collections::BTreeMap;
@@ -114,6 +115,14 @@ pub struct ServeArgs {
     /// times come from the leader's clock, and nothing safety-related depends on it [default: 0].
     #[arg(long, env = "BLOCKDB_CLOCK_SKEW_MS", allow_hyphen_values = true)]
     pub clock_skew_ms: Option<i64>,
+    /// How long a transaction may take, in milliseconds; a transaction left undecided (its
+    /// coordinator died) is finished by recovery after twice this [default: 10000].
+    #[arg(long, env = "BLOCKDB_TXN_TIMEOUT_MS")]
+    pub txn_timeout_ms: Option<u64>,
+    /// Makes this node exit abruptly at a step of two-phase commit it coordinates, for the
+    /// crash tests: `after-begin`, `after-first-prepare`, `after-decide`.
+    #[arg(long, hide = true)]
+    pub txn_crash_at: Option<crate::node::TxnCrashPoint>,
 }
 
 /// How logs are written.
@@ -149,6 +158,7 @@ struct FileConfig {
     election_timeout_ms: Option<u64>,
     snapshot_entries: Option<u64>,
     peer_source_ip: Option<std::net::IpAddr>,
+    txn_timeout_ms: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -242,6 +252,13 @@ impl ServeConfig {
         node.peer_source_ip = args.peer_source_ip.or(file.peer_source_ip);
         node.unsafe_follower_reads = args.unsafe_follower_reads;
         node.clock_skew_ms = args.clock_skew_ms.unwrap_or(0);
+        if let Some(v) = args.txn_timeout_ms.or(file.txn_timeout_ms) {
+            node.txn_timeout_ms = v;
+        }
+        node.txn_crash_at = args.txn_crash_at;
+        if let Some(point) = node.txn_crash_at {
+            eprintln!("blockdb: --txn-crash-at {point:?}: this node exits in the middle of 2PC");
+        }
         if node.unsafe_follower_reads {
             eprintln!("blockdb: --unsafe-follower-reads: linearizable reads are NOT linearizable");
         }
@@ -354,6 +371,9 @@ fn check(node: &NodeConfig) -> Result<(), ConfigError> {
              not {}",
             r.heartbeat_ms, r.election_timeout_ms
         ));
+    }
+    if node.txn_timeout_ms == 0 || node.txn_timeout_ms > 3_600_000 {
+        return bad("txn_timeout_ms must be from 1 to 3600000".into());
     }
     if r.snapshot_entries == 0 {
         return bad("snapshot_entries must be positive".into());

@@ -35,11 +35,18 @@ pub enum ErrorCode {
     Timeout,
     /// A bug or a fatal error on the node.
     Internal,
+    /// A prepared transaction holds a lock on the key; retry.
+    Locked,
+    /// The transaction was aborted (a failed precondition or a conflict); nothing of it was
+    /// written. Retry it as a new transaction.
+    Aborted,
+    /// The transaction was chosen as the victim of a deadlock and aborted; retry it.
+    Deadlock,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidArgument,
         ErrorCode::KeyTooLarge,
         ErrorCode::ValueTooLarge,
@@ -53,6 +60,9 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::Timeout,
         ErrorCode::Internal,
+        ErrorCode::Locked,
+        ErrorCode::Aborted,
+        ErrorCode::Deadlock,
     ];
 
     /// The code named `name` ([`ErrorCode::as_str`]).
@@ -76,6 +86,9 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
+            ErrorCode::Locked => "locked",
+            ErrorCode::Aborted => "aborted",
+            ErrorCode::Deadlock => "deadlock",
         }
     }
 }

@@ -73,6 +73,7 @@ pub struct Metrics {
     storage: Family<StorageLabels, Gauge>,
     raft: Family<RaftLabels, Gauge>,
     lag: Family<PeerLabels, Gauge>,
+    txns: Family<RaftLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -94,6 +95,13 @@ impl Metrics {
         let storage = Family::<StorageLabels, Gauge>::default();
         let raft = Family::<RaftLabels, Gauge>::default();
         let lag = Family::<PeerLabels, Gauge>::default();
+        let txns = Family::<RaftLabels, Gauge>::default();
+        registry.register(
+            "txns",
+            "Open transactions in each shard's applied state on this node: prepared = \
+             participants holding locks until their decision, undecided = records without one",
+            txns.clone(),
+        );
         registry.register(
             "raft",
             "Raft state of each shard on this node (term, leader, indexes, membership size, \
@@ -124,6 +132,7 @@ impl Metrics {
             storage,
             raft,
             lag,
+            txns,
         }
     }
 
@@ -140,6 +149,10 @@ impl Metrics {
                 let l = ShardLabels { shard: s };
                 self.applied_index.get_or_create(&l).set(view.applied_index() as i64);
                 self.tree_size.get_or_create(&l).set(view.tree_size().0 as i64);
+                let t = |what: &str| RaftLabels { shard: s, what: what.into() };
+                let txns = view.txns();
+                self.txns.get_or_create(&t("prepared")).set(txns.prepared().len() as i64);
+                self.txns.get_or_create(&t("undecided")).set(txns.undecided().len() as i64);
             }
         }
         // Only the current leader's peers have a lag; a former leader's series go.

@@ -101,6 +101,7 @@ pub async fn serve(
         });
         tracing::info!(addr = %bound, "serving peers");
     }
+    tokio::spawn(crate::txn::recovery::run(Arc::clone(&node), stopping.clone()));
     let metrics = Arc::new(Metrics::new());
     let grpc = api::grpc::router(Arc::clone(&node));
     let app = api::rest::router(Arc::clone(&node), metrics, grpc);

@@ -13,148 +13,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use blockdb_verifier::{ProofBundle, TrustPolicy, VerifierKey, verify_bundle};
+use blockdb_verifier::{ProofBundle, verify_bundle};
+use common::cluster::{Cluster, free_port};
 use common::{Server, enc};
 use serde_json::Value;
-use tempfile::TempDir;
-
-/// A free loopback port (the listener is dropped; the port stays free long enough in tests).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Nodes of one cluster, by node id; a killed node's slot is `None` until it restarts.
-struct Cluster {
-    dir: TempDir,
-    peers: BTreeMap<u64, String>,
-    shards: u32,
-    extra: Vec<String>,
-    nodes: BTreeMap<u64, Option<Server>>,
-}
-
-impl Cluster {
-    fn start(n: u64, shards: u32, extra: &[&str]) -> Cluster {
-        let peers: BTreeMap<u64, String> =
-            (1..=n).map(|i| (i, format!("127.0.0.1:{}", free_port()))).collect();
-        let mut c = Cluster {
-            dir: tempfile::tempdir().unwrap(),
-            peers,
-            shards,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            nodes: BTreeMap::new(),
-        };
-        for i in 1..=n {
-            c.start_node(i);
-        }
-        c.wait_ready(Duration::from_secs(30));
-        c
-    }
-
-    fn peer_list(&self) -> String {
-        self.peers.iter().map(|(i, a)| format!("{i}={a}")).collect::<Vec<_>>().join(",")
-    }
-
-    fn start_node(&mut self, id: u64) {
-        let data = self.dir.path().join(format!("node-{id}"));
-        let (peers, shards) = (self.peer_list(), self.shards.to_string());
-        let id_arg = id.to_string();
-        let mut args = vec!["--node-id", &id_arg, "--peers", &peers, "--shards", &shards];
-        args.extend(self.extra.iter().map(String::as_str));
-        let server = Server::must_start(&data, &args);
-        self.nodes.insert(id, Some(server));
-    }
-
-    fn node(&self, id: u64) -> &Server {
-        self.nodes[&id].as_ref().expect("the node runs")
-    }
-
-    fn live(&self) -> Vec<&Server> {
-        self.nodes.values().flatten().collect()
-    }
-
-    fn policy(&self) -> TrustPolicy {
-        let keys: Vec<VerifierKey> =
-            self.live().iter().map(|s| s.verifier_key.parse().unwrap()).collect();
-        TrustPolicy::new(keys, 1).unwrap()
-    }
-
-    /// Every running node's own status of every shard, from `/v1/cluster` asked of `via`.
-    fn status(&self, via: u64) -> Value {
-        let (code, body) = self.node(via).get("/v1/cluster");
-        assert_eq!(code, 200, "{body}");
-        body
-    }
-
-    /// The leader of `shard` that every running node agrees on, waiting for one.
-    fn leader(&self, shard: u32, deadline: Duration) -> u64 {
-        let until = Instant::now() + deadline;
-        loop {
-            let mut seen = Vec::new();
-            for s in self.live() {
-                let (code, body) = s.get("/v1/cluster");
-                if code != 200 {
-                    continue;
-                }
-                let me = body["answered_by"].as_u64().unwrap();
-                let mine = body["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == me);
-                seen.push(mine.and_then(|n| n["shards"][shard as usize]["leader"].as_u64()));
-            }
-            if let Some(Some(l)) = seen.first()
-                && seen.iter().all(|x| *x == Some(*l))
-                && self.nodes.get(l).is_some_and(Option::is_some)
-            {
-                return *l;
-            }
-            assert!(Instant::now() < until, "no agreed leader of shard {shard}: {seen:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_ready(&self, deadline: Duration) {
-        let until = Instant::now() + deadline;
-        for s in self.live() {
-            loop {
-                if s.get("/readyz").0 == 200 {
-                    break;
-                }
-                assert!(Instant::now() < until, "{} never became ready", s.addr);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    /// Waits until every running node holds the same tree size and root for every shard, and
-    /// returns them.
-    fn converged(&self, deadline: Duration) -> Vec<(u64, String)> {
-        let until = Instant::now() + deadline;
-        loop {
-            let per_node: Vec<Vec<(u64, String)>> = self
-                .live()
-                .iter()
-                .map(|s| (0..self.shards).map(|sh| stale_checkpoint(s, sh)).collect())
-                .collect();
-            if per_node.windows(2).all(|w| w[0] == w[1]) {
-                return per_node[0].clone();
-            }
-            assert!(Instant::now() < until, "replicas did not converge: {per_node:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// A node's own view of a shard's checkpoint (no read barrier): (tree size, root).
-fn stale_checkpoint(s: &Server, shard: u32) -> (u64, String) {
-    let (code, body) = s.get(&format!("/v1/shards/{shard}/checkpoint?consistency=stale"));
-    assert_eq!(code, 200, "{body}");
-    (body["tree_size"].as_u64().unwrap(), body["root"].as_str().unwrap().to_owned())
-}
 
 /// An acknowledged insert: key, shard, log index.
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
 //! The gRPC API end to end: a real node in-process, its gRPC router served by axum on a port from
 //! the OS, and the generated clients. Every proof the server returns is checked with the
-//! verifier against the node's published key; every error carries its stable code in the
-//! `blockdb-error-code` metadata; bad input changes nothing.
+//! verifier against the node's published key (a transaction's receipt with `verify_receipt`);
+//! every error carries its stable code in the `blockdb-error-code` metadata; bad input changes
+//! nothing.
 //!
 //! Longer than the ~500-line soft limit on purpose: it is the whole gRPC contract in one place,
 //! one test per group of RPCs over the shared helpers at the top. Split it by RPC group if it
@@ -18,8 +19,8 @@ use blockdb_server::storage::Options;
 use blockdb_verifier::block::verify_against_checkpoint;
 use blockdb_verifier::{
     Block, Checkpoint, ConsistencyProof, ConsistencyStatus, Hash, Leaf, LogIndex, ProofBundle,
-    Record, SignedCheckpoint, TreeSize, TrustPolicy, VerifierKey, leaf_hash, verify_bundle,
-    verify_inclusion,
+    Receipt, Record, ShardId, SignedCheckpoint, TreeSize, TrustPolicy, TxnId, VerifierKey,
+    leaf_hash, verify_bundle, verify_inclusion, verify_receipt,
 };
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -346,6 +347,150 @@ async fn conflicts_fail_with_their_codes_and_current_version() {
         pb::AppendRequest { key: b"new".to_vec(), value: b"n".to_vec(), expected_version: Some(0) };
     assert_eq!(client.append(req).await.expect("append").into_inner().version, 1);
     assert_eq!(must_tree_size(&mut client).await, 3, "the refused writes left no leaf");
+}
+
+fn txn(ops: Vec<pb::txn_op::Op>) -> pb::TransactRequest {
+    pb::TransactRequest { ops: ops.into_iter().map(|op| pb::TxnOp { op: Some(op) }).collect() }
+}
+
+fn t_read(key: &[u8]) -> pb::txn_op::Op {
+    pb::txn_op::Op::Read(pb::TxnRead { key: key.to_vec() })
+}
+
+fn t_insert(key: &[u8], value: &[u8]) -> pb::txn_op::Op {
+    pb::txn_op::Op::Insert(pb::TxnInsert { key: key.to_vec(), value: value.to_vec() })
+}
+
+fn t_append(key: &[u8], value: &[u8], expected_version: Option<u64>) -> pb::txn_op::Op {
+    let (key, value) = (key.to_vec(), value.to_vec());
+    pb::txn_op::Op::Append(pb::TxnAppend { key, value, expected_version })
+}
+
+fn t_check(key: &[u8], version: u64) -> pb::txn_op::Op {
+    pb::txn_op::Op::Check(pb::TxnCheck { key: key.to_vec(), version })
+}
+
+/// The verifier's receipt for a protobuf one.
+fn must_receipt(r: &pb::TxnReceipt) -> Receipt {
+    Receipt {
+        txn_id: TxnId(r.txn_id.as_slice().try_into().expect("a 16-byte transaction id")),
+        coordinator: ShardId(r.coordinator),
+        decision: must_bundle(r.decision.as_ref().expect("a decision bundle")),
+        writes: r.writes.iter().map(must_bundle).collect(),
+    }
+}
+
+/// The tree size of every shard, in shard order.
+async fn must_tree_sizes(c: &mut LedgerClient<Channel>, shards: u32) -> Vec<u64> {
+    let mut sizes = Vec::new();
+    for shard in 0..shards {
+        let req = pb::GetCheckpointRequest { shard };
+        sizes.push(c.get_checkpoint(req).await.expect("checkpoint").into_inner().tree_size);
+    }
+    sizes
+}
+
+/// The first key `prefix<n>` in `shard` of 2.
+fn key_in(shard: u32, prefix: &str) -> Vec<u8> {
+    (0..)
+        .map(|n| format!("{prefix}{n}").into_bytes())
+        .find(|k| ShardId::for_key(k, 2) == Some(ShardId(shard)))
+        .expect("some key hashes to every shard")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transact_commits_in_one_and_two_shards_with_receipts_that_verify() {
+    let served = must_serve_with(2, |r| r).await;
+    let (mut client, policy) = (served.client.clone(), &served.policy);
+    let (a, a2, b) = (key_in(0, "a"), key_in(0, "c"), key_in(1, "b"));
+    must_insert(&mut client, &a, b"a1").await;
+
+    // Phase 1: one shard. The read sees the state before the transaction's writes; the receipt
+    // holds both writes and verifies; a Get proves the new version, written by this transaction.
+    let ops = vec![t_read(&a), t_append(&a, b"a2", Some(1)), t_insert(&a2, b"x")];
+    let out = client.transact(txn(ops)).await.expect("one-shard transaction").into_inner();
+    let read = pb::TxnReadResult { key: a.clone(), version: 1, value: Some(b"a1".to_vec()) };
+    assert_eq!(out.reads, [read]);
+    let writes: Vec<(&[u8], u32, u64)> =
+        out.writes.iter().map(|w| (&w.key[..], w.shard, w.version)).collect();
+    assert_eq!(writes, [(&a[..], 0, 2), (&a2[..], 0, 1)]);
+    let receipt = must_receipt(out.receipt.as_ref().expect("a transaction that wrote has one"));
+    assert_eq!(receipt.txn_id.0.to_vec(), out.txn_id);
+    let verified = verify_receipt(&receipt, policy).expect("the receipt verifies");
+    assert_eq!(verified.coordinator, ShardId(0));
+    let mut proven: Vec<(Vec<u8>, u64, u64)> =
+        verified.writes.iter().map(|w| (w.key.clone(), w.version, w.log_index.0)).collect();
+    proven.sort();
+    let mut answered: Vec<(Vec<u8>, u64, u64)> =
+        out.writes.iter().map(|w| (w.key.clone(), w.version, w.log_index)).collect();
+    answered.sort();
+    assert_eq!(proven, answered, "the receipt proves exactly the writes answered");
+    let got = client.get(get(&a)).await.expect("get").into_inner();
+    assert_eq!(Leaf::decode(&got.leaf).expect("leaf").txn_id, receipt.txn_id);
+    assert_eq!(must_verify(policy, &got, None).value, Some(b"a2".to_vec()));
+
+    // Phase 2: two shards, by two-phase commit: a check and an append in shard 0, a read of a
+    // missing key and its insert in shard 1.
+    let ops = vec![t_check(&a, 2), t_read(&b), t_insert(&b, b"b1"), t_append(&a, b"a3", None)];
+    let out = client.transact(txn(ops)).await.expect("two-shard transaction").into_inner();
+    assert_eq!(out.reads, [pb::TxnReadResult { key: b.clone(), version: 0, value: None }]);
+    let writes: Vec<(&[u8], u32, u64)> =
+        out.writes.iter().map(|w| (&w.key[..], w.shard, w.version)).collect();
+    assert_eq!(writes, [(&b[..], 1, 1), (&a[..], 0, 3)]);
+    let receipt = must_receipt(out.receipt.as_ref().expect("a receipt"));
+    let verified = verify_receipt(&receipt, policy).expect("the receipt verifies");
+    assert_eq!(verified.decision.participants.len(), 2);
+    assert_eq!(verified.checkpoints.keys().copied().collect::<Vec<_>>(), [ShardId(0), ShardId(1)]);
+    let got = client.get(get(&b)).await.expect("get").into_inner();
+    assert_eq!(must_verify(policy, &got, None).value, Some(b"b1".to_vec()));
+
+    // Phase 3: a read-only transaction across both shards has no receipt.
+    let out = client.transact(txn(vec![t_read(&a), t_read(&b)])).await.expect("reads");
+    let out = out.into_inner();
+    let versions: Vec<u64> = out.reads.iter().map(|r| r.version).collect();
+    assert_eq!((versions, out.writes.len(), out.receipt), (vec![3, 1], 0, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_transactions_are_refused_with_their_codes_and_change_nothing() {
+    let served = must_serve_with(2, |r| r).await;
+    let c = &mut served.client.clone();
+    let (a, b) = (key_in(0, "a"), key_in(1, "b"));
+    must_insert(c, &a, b"a1").await;
+    let before = must_tree_sizes(c, 2).await;
+
+    // Phase 1: a failed check aborts, in one shard and across two; so does an insert of a key
+    // that exists and an append at another version.
+    let aborts = [
+        vec![t_check(&a, 2), t_append(&a, b"x", None)],
+        vec![t_check(&a, 2), t_insert(&b, b"x")],
+        vec![t_insert(&b, b"x"), t_insert(&a, b"x")],
+        vec![t_append(&b, b"x", None), t_append(&a, b"x", Some(7))],
+    ];
+    for ops in aborts {
+        must_fail(c.transact(txn(ops)).await, Code::Aborted, "aborted");
+    }
+
+    // Phase 2: bad input is INVALID_ARGUMENT: no operation, an operation without its op, a key
+    // written twice, contradicting checks, reserved keys, an empty key.
+    must_fail(c.transact(txn(vec![])).await, BAD, "invalid_argument");
+    let no_op = pb::TransactRequest { ops: vec![pb::TxnOp { op: None }] };
+    must_fail(c.transact(no_op).await, BAD, "invalid_argument");
+    let twice = txn(vec![t_insert(&b, b"1"), t_append(&b, b"2", None)]);
+    must_fail(c.transact(twice).await, BAD, "invalid_argument");
+    let contradicting = txn(vec![t_check(&a, 1), t_append(&a, b"x", Some(2))]);
+    must_fail(c.transact(contradicting).await, BAD, "invalid_argument");
+    let reserved = b"\x00blockdb/txn/anything";
+    must_fail(c.transact(txn(vec![t_insert(reserved, b"x")])).await, BAD, "invalid_argument");
+    let reserved = txn(vec![t_insert(&b, b"x"), t_append(b"\x00blockdb/x", b"x", None)]);
+    must_fail(c.transact(reserved).await, BAD, "invalid_argument");
+    must_fail(c.transact(txn(vec![t_read(b"")])).await, BAD, "key_too_large");
+
+    // Nothing was written in either shard, and the keys are as they were.
+    assert_eq!(must_tree_sizes(c, 2).await, before);
+    must_fail(c.get(get(&b)).await, MISSING, "not_found");
+    let bundle = c.get(get(&a)).await.expect("get").into_inner();
+    assert_eq!(bundle.record.expect("record").version, 1);
 }
 
 const BAD: Code = Code::InvalidArgument;

@@ -14,7 +14,7 @@
 //!
 //! | model | what | shares code with |
 //! |---|---|---|
-//! | [`twopc`] | two-phase commit across shards, crashes of coordinator and participants, lost and reordered messages, recovery | [`twopc::protocol`]: the sans-IO transitions the server's `txn/` is to call |
+//! | [`twopc`] | two-phase commit across shards, crashes of coordinator and participants, lost and reordered messages, recovery | [`twopc::protocol`] (the `blockdb-twopc` crate): the sans-IO transitions the server's `txn` module calls |
 //! | [`checkpoint`] | clients tracking a log's checkpoints, an honest log and a malicious one that signs a fork, gossip | the client crate's own `blockdb_client::trust::TrustedState` (`observe`, `prove`, `compare`) and the verifier's `TrustPolicy::verify`, on real signed checkpoints and proofs |
 //! | [`durability`] | Raft log writes, apply, memtable flush, applied index, crash at any step, replay | a transcription of the shard's apply rules ([`durability::shard`]) |
 //!

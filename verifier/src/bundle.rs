@@ -221,9 +221,11 @@ struct RecordJson {
     value: Option<String>,
 }
 
+/// The JSON form of a bundle as serde sees it; shared with the transaction receipt
+/// ([`crate::txn::receipt`]), which embeds bundles in this form.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BundleJson {
+pub(crate) struct BundleJson {
     format: String,
     record: RecordJson,
     #[serde(with = "crate::serde_hex::base64_bytes")]
@@ -265,6 +267,11 @@ impl ProofBundle {
         }
         let doc: BundleJson =
             serde_json::from_slice(bytes).map_err(|e| BundleError::Json(e.to_string()))?;
+        ProofBundle::from_json_doc(doc)
+    }
+
+    /// A bundle from its parsed JSON document: checks the format and every field's bounds.
+    pub(crate) fn from_json_doc(doc: BundleJson) -> Result<ProofBundle, BundleError> {
         if doc.format != BUNDLE_FORMAT {
             return Err(BundleError::UnknownFormat(doc.format));
         }
@@ -349,7 +356,13 @@ impl ProofBundle {
     /// # Errors
     /// A [`LeafError`] when the leaf cannot be encoded (a key outside its bounds).
     pub fn to_json(&self) -> Result<String, LeafError> {
-        let doc = BundleJson {
+        let doc = self.to_json_doc()?;
+        Ok(serde_json::to_string_pretty(&doc).expect("a bundle serializes to JSON"))
+    }
+
+    /// The JSON document of [`ProofBundle::to_json`], before it is written out.
+    pub(crate) fn to_json_doc(&self) -> Result<BundleJson, LeafError> {
+        Ok(BundleJson {
             format: BUNDLE_FORMAT.to_owned(),
             record: RecordJson {
                 key: self.record.key.clone(),
@@ -360,8 +373,7 @@ impl ProofBundle {
             inclusion_proof: self.inclusion_proof.clone(),
             checkpoint: self.checkpoint.to_text(),
             consistency_proof: self.consistency_proof.clone(),
-        };
-        Ok(serde_json::to_string_pretty(&doc).expect("a bundle serializes to JSON"))
+        })
     }
 
     /// The binary form.

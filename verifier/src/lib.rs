@@ -15,6 +15,7 @@
 //!  block, policy ──► block_range                 (verify_block_range: a blocks response)
 //!  tiles                                         (tlog-tiles paths and entry bundles)
 //!  leaf, frontier, policy ──► export             (audit_export: a whole shard log, offline)
+//!  bundle ──► txn                                (verify_receipt: a transaction's receipt)
 //! ```
 //!
 //! - [`hash`]: RFC 6962 / RFC 9162 leaf and node hashing, and the [`Hash`](struct@Hash) type.
@@ -34,6 +35,9 @@
 //! - [`tiles`]: C2SP tlog-tiles paths, which tiles a tree has, and entry bundles.
 //! - [`export`]: a shard's whole log in one file (`blockdb-export/v1`), and [`audit_export`],
 //!   which re-derives its roots and checks them against its signed checkpoints.
+//! - [`txn`]: multi-shard transactions as the ledger records them: the reserved system keys, the
+//!   decision record at a transaction's decision key, the receipt a committed transaction
+//!   returns, and [`verify_receipt`].
 
 #![deny(missing_docs)]
 
@@ -53,6 +57,7 @@ pub mod policy;
 pub mod proof;
 mod serde_hex;
 pub mod tiles;
+pub mod txn;
 
 pub use block::{Block, BlockError};
 pub use block_range::{
@@ -71,3 +76,8 @@ pub use note::{Note, NoteError, NoteSignature, NoteSigner, VerifierKey};
 pub use policy::{PolicyError, TrustPolicy, VerifiedCheckpoint};
 pub use proof::{ConsistencyProof, ProofError, verify_consistency, verify_inclusion};
 pub use tiles::{EntryBundleError, TileKind, TilePath, TilePathError, tile_width};
+pub use txn::{
+    DecisionError, DecisionRecord, Participant, Receipt, ReceiptError, ReceiptPart, TxnDecision,
+    VerifiedReceipt, VerifiedWrite, decision_key, is_reserved_key, parse_decision_key,
+    verify_receipt,
+};

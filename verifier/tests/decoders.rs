@@ -7,8 +7,9 @@ use blockdb_verifier::block::GENESIS_PREV_HASH;
 use blockdb_verifier::policy::TrustPolicy;
 use blockdb_verifier::tiles::{decode_entry_bundle, encode_entry_bundle};
 use blockdb_verifier::{
-    Block, BlockRange, Checkpoint, CheckpointChain, ConsistencyProof, Hash, Leaf, Note, NoteSigner,
-    ProofBundle, ShardId, SignedCheckpoint, TilePath, TreeSize, VerifierKey,
+    Block, BlockRange, Checkpoint, CheckpointChain, ConsistencyProof, DecisionRecord, Hash, Leaf,
+    Note, NoteSigner, Participant, ProofBundle, Receipt, ShardId, SignedCheckpoint, TilePath,
+    TreeSize, TxnDecision, TxnId, VerifierKey, decision_key,
 };
 use common::{TestLog, test_signer};
 use proptest::prelude::*;
@@ -32,6 +33,10 @@ fn decode_all(bytes: &[u8]) {
     }
     let _ = serde_json::from_slice::<Block>(bytes);
     let _ = BlockRange::from_json(bytes);
+    if let Ok(record) = DecisionRecord::decode(bytes) {
+        assert_eq!(record.encode().expect("re-encodes"), bytes, "decision record is canonical");
+    }
+    let _ = Receipt::from_json(bytes);
     for width in [1, 2, 255, 256] {
         if let Ok(entries) = decode_entry_bundle(bytes, width) {
             assert_eq!(encode_entry_bundle(&entries).expect("re-encodes"), bytes, "bundle");
@@ -62,6 +67,31 @@ fn block() -> Block {
     }
 }
 
+fn decision_record() -> DecisionRecord {
+    DecisionRecord {
+        decision: TxnDecision::Commit,
+        participants: vec![
+            Participant { shard: ShardId(0), writes: 1 },
+            Participant { shard: ShardId(2), writes: 0 },
+        ],
+    }
+}
+
+/// A receipt of one write, with its decision, both in one shard log.
+fn receipt() -> Receipt {
+    let txn_id = TxnId([9; 16]);
+    let mut log = TestLog::new(0, 2, vec![test_signer()]);
+    let write = log.append_in_txn(b"k", b"v", txn_id);
+    let value = decision_record().encode().expect("encodes");
+    let decision = log.append_in_txn(&decision_key(ShardId(0), txn_id), &value, txn_id);
+    Receipt {
+        txn_id,
+        coordinator: ShardId(0),
+        decision: log.bundle(decision, 4, None),
+        writes: vec![log.bundle(write, 4, None)],
+    }
+}
+
 /// Valid encodings of every format, to mutate.
 fn seeds() -> Vec<Vec<u8>> {
     let log = TestLog::new(0, 9, vec![test_signer()]);
@@ -79,6 +109,8 @@ fn seeds() -> Vec<Vec<u8>> {
         encode_entry_bundle(&[b"ab".as_slice(), b"", b"cde"]).expect("bundle"),
         b"tile/entries/x001/x234/067.p/8".to_vec(),
         log.block_range(&log.must_blocks(&[2, 3]), 9, Some(3)).to_json().into_bytes(),
+        decision_record().encode().expect("decision record"),
+        receipt().to_json().expect("receipt").into_bytes(),
     ]
 }
 
@@ -165,4 +197,6 @@ fn the_seeds_are_valid() {
     decode_entry_bundle(&seeds[9], 3).expect("entry bundle");
     TilePath::parse(std::str::from_utf8(&seeds[10]).expect("utf8")).expect("tile path");
     BlockRange::from_json(&seeds[11]).expect("blocks response");
+    DecisionRecord::decode(&seeds[12]).expect("decision record");
+    Receipt::from_json(&seeds[13]).expect("receipt");
 }

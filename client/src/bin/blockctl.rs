@@ -9,7 +9,9 @@
 //!
 //! Exit codes: 0 done; 1 an answer failed verification (a bad proof or signature, a fork, a
 //! rollback — evidence against the server, never retried); 2 bad usage or unusable local files;
-//! 3 the server refused (conflict, not found, bad input); 4 the cluster was unavailable.
+//! 3 the server refused (conflict, not found, bad input; a transaction that did not commit:
+//! `aborted`, `locked`, `deadlock`); 4 the cluster was unavailable (a write's or transaction's
+//! outcome is then unknown).
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -24,12 +26,14 @@ use blockdb_client::{
     node_identity,
 };
 use blockdb_verifier::{Checkpoint, ShardId, TrustPolicy, VerifierKey};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::json;
 
 // A crate root's modules live beside it, and a file there would be a binary of its own.
 #[path = "blockctl/cluster.rs"]
 mod cluster;
+#[path = "blockctl/txn.rs"]
+mod txn;
 
 /// Talk to a BlockDB cluster, verifying every answer before showing it.
 ///
@@ -42,7 +46,8 @@ mod cluster;
 /// nodes' own report, not verified, and it needs no pinned keys.
 ///
 /// Exit codes: 0 done; 1 verification failed; 2 bad usage or local files; 3 the server refused
-/// (conflict, not found, bad input); 4 unavailable.
+/// (conflict, not found, bad input; a transaction aborted, locked or deadlocked: nothing
+/// written); 4 unavailable (a write's outcome unknown).
 #[derive(Debug, Parser)]
 #[command(name = "blockctl", version, verbatim_doc_comment)]
 struct Cli {
@@ -124,6 +129,17 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         shard: u32,
     },
+    /// Run a transaction: reads, inserts, appends and checks on keys of any shards, committed
+    /// as one or not at all, then verified (its receipt, its writes, its reads).
+    ///
+    /// The operations come from --file, or from the flags, which keep their order:
+    /// `blockctl txn --read alice --append alice=hi@1 --insert bob=hello --check carol@0`.
+    /// Reads see the state before the transaction's writes; a read that found a version is
+    /// proven by its record's bundle (absence is not provable). A refusal exits 3 and wrote
+    /// nothing: `aborted` (a check failed, a key exists, another version), `locked` or
+    /// `deadlock` (another transaction held a key: run it again); a timeout exits 4 with the
+    /// outcome unknown.
+    Txn(txn::TxnArgs),
     /// A verified consistency proof between two tree sizes of a shard.
     Consistency {
         from: u64,
@@ -224,7 +240,9 @@ impl From<ClientError> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Parsed through the matches, which `txn` needs to keep its flags' order.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -232,7 +250,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(&cli)) {
+    match runtime.block_on(run(&cli, &matches)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(m)) => {
             eprintln!("blockctl: {m}");
@@ -249,6 +267,10 @@ fn main() -> ExitCode {
                         );
                     }
                     1
+                }
+                ClientError::Rejected { .. } if e.is_txn_conflict() => {
+                    eprintln!("blockctl: the transaction wrote nothing; run it again to retry it");
+                    3
                 }
                 ClientError::Rejected { .. } => 3,
                 ClientError::Unavailable(_) => 4,
@@ -341,8 +363,9 @@ fn print_read(cli: &Cli, r: &VerifiedRead) {
     }
 }
 
-async fn run(cli: &Cli) -> Result<(), Failure> {
+async fn run(cli: &Cli, matches: &ArgMatches) -> Result<(), Failure> {
     match &cli.command {
+        Cmd::Txn(args) => txn::run(cli, args, matches).await,
         Cmd::Completions { shell } => {
             clap_complete::generate(
                 *shell,

@@ -29,6 +29,7 @@ use blockdb_verifier::{
 
 use crate::ledger::node_key::NodeKey;
 use crate::ledger::tree::{MerkleLog, TreeError};
+use crate::ledger::txn::{self, Stage, TxnCommand, TxnIndex, TxnOutcome};
 use crate::ledger::view::ShardView;
 use crate::storage::{Engine, StorageError, WriteBatch};
 
@@ -52,10 +53,12 @@ pub enum Command {
         /// The version the key must be at.
         expected_version: Option<u64>,
     },
+    /// A step of a transaction ([`crate::ledger::txn`]).
+    Txn(TxnCommand),
 }
 
 /// The outcome of one command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// The record was committed at `version`, as leaf `log_index`.
     Committed {
@@ -69,6 +72,13 @@ pub enum Outcome {
         /// The key's version when the command was applied.
         current: u64,
     },
+    /// Refused: a prepared transaction holds a lock on the key.
+    Locked {
+        /// The transaction.
+        holder: TxnId,
+    },
+    /// What a transaction command produced.
+    Txn(TxnOutcome),
 }
 
 /// Why a shard operation failed.
@@ -114,6 +124,10 @@ struct Pending {
     last_block: Option<Block>,
     applied_index: Option<u64>,
     versions: Vec<(Vec<u8>, u64)>,
+    /// The open transactions, once a transaction command changed them.
+    txns: Option<TxnIndex>,
+    /// Transaction state written by earlier commands of this write.
+    txn_state: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 /// A shard's state on one node.
@@ -125,6 +139,7 @@ pub struct Shard {
     /// The last applied Raft index; `None` before the first (Raft's first entry has index 0).
     applied_index: Option<u64>,
     last_block: Option<Block>,
+    txns: std::sync::Arc<TxnIndex>,
 }
 
 impl Shard {
@@ -154,7 +169,8 @@ impl Shard {
             }
         };
         let origin = shard_origin(cluster_origin, id);
-        Ok(Shard { id, origin, log, applied_index, last_block })
+        let txns = std::sync::Arc::new(TxnIndex::open(engine, id)?);
+        Ok(Shard { id, origin, log, applied_index, last_block, txns })
     }
 
     /// The shard's id.
@@ -223,6 +239,8 @@ impl Shard {
             last_block: self.last_block.clone(),
             applied_index: self.applied_index,
             versions: Vec::new(),
+            txns: None,
+            txn_state: std::collections::HashMap::new(),
         };
         let mut outcomes = Vec::with_capacity(entries.len());
         for e in entries {
@@ -242,6 +260,9 @@ impl Shard {
         self.log = next.log;
         self.last_block = next.last_block;
         self.applied_index = next.applied_index;
+        if let Some(txns) = next.txns {
+            self.txns = std::sync::Arc::new(txns);
+        }
         Ok(outcomes)
     }
 
@@ -254,44 +275,43 @@ impl Shard {
         batch: &mut WriteBatch,
     ) -> Result<Vec<Outcome>, ShardError> {
         let mut outcomes = Vec::with_capacity(entry.commands.len());
-        let mut leaves = Vec::new();
-        let mut next_index = next.log.size().0;
+        let next_index = next.log.size().0;
+        let mut stager = Stager {
+            shard: self,
+            engine,
+            next,
+            batch,
+            leaves: Vec::new(),
+            next_index,
+            commit_time_ms: entry.commit_time_ms,
+        };
         for c in entry.commands {
             let (key, value, expected) = match c {
                 Command::Insert { key, value } => (key, value, Some(0)),
                 Command::Append { key, value, expected_version } => (key, value, *expected_version),
+                Command::Txn(t) => {
+                    let mut index = stager.next.txns.take().unwrap_or_else(|| (*self.txns).clone());
+                    let result =
+                        txn::apply(self.id, t, entry.commit_time_ms, &mut index, &mut stager);
+                    stager.next.txns = Some(index);
+                    outcomes.push(Outcome::Txn(result?));
+                    continue;
+                }
             };
-            // Versions changed earlier in this write, which the engine does not hold yet.
-            let current = match next.versions.iter().rev().find(|(k, _)| k == key) {
-                Some((_, v)) => *v,
-                None => self.latest_version(engine, key)?,
-            };
+            let locks = stager.next.txns.as_ref().unwrap_or(&self.txns);
+            if let Some(holder) = locks.locks(key).and_then(|l| l.conflict(TxnId::NONE, true)) {
+                outcomes.push(Outcome::Locked { holder });
+                continue;
+            }
+            let current = stager.version(key)?;
             if expected.is_some_and(|e| e != current) {
                 outcomes.push(Outcome::Conflict { current });
                 continue;
             }
-            let version = current + 1;
-            let log_index = LogIndex(next_index);
-            let leaf = Leaf::for_value(
-                self.id,
-                log_index,
-                version,
-                entry.commit_time_ms,
-                TxnId::NONE,
-                key.clone(),
-                value,
-            );
-            let leaf_bytes = leaf.encode().map_err(|e| ShardError::Invalid(e.to_string()))?;
-            let mut record = log_index.0.to_be_bytes().to_vec();
-            record.extend_from_slice(value);
-            batch.put(record_key(self.id, key, version), record);
-            batch.put(version_key(self.id, key), version.to_be_bytes().to_vec());
-            leaves.push(blockdb_verifier::leaf_hash(&leaf_bytes));
-            batch.put(entry_key(self.id, log_index), leaf_bytes);
-            next.versions.push((key.clone(), version));
+            let (version, log_index) = stager.write(key, value, TxnId::NONE)?;
             outcomes.push(Outcome::Committed { version, log_index });
-            next_index += 1;
         }
+        let Stager { leaves, next, batch, .. } = stager;
         next.log.append(&leaves, batch);
         if !leaves.is_empty() {
             let block = Block {
@@ -309,6 +329,11 @@ impl Shard {
         }
         next.applied_index = Some(entry.raft_index);
         Ok(outcomes)
+    }
+
+    /// The open transactions (prepared participants, their locks, undecided records).
+    pub fn txns(&self) -> &TxnIndex {
+        &self.txns
     }
 
     /// The key's latest version (0 if it has none).
@@ -356,6 +381,7 @@ impl Shard {
             applied_index: self.applied_index(),
             last_block: self.last_block.clone(),
             signed: node_key.sign(&self.checkpoint()),
+            txns: std::sync::Arc::clone(&self.txns),
         }
     }
 
@@ -365,6 +391,75 @@ impl Shard {
     /// Tree errors.
     pub fn root_at(&self, engine: &Engine, size: TreeSize) -> Result<Hash, ShardError> {
         Ok(self.log.root_at(engine, size)?)
+    }
+}
+
+/// One entry being staged: what [`txn::apply`] and the single writes need.
+struct Stager<'a> {
+    shard: &'a Shard,
+    engine: &'a Engine,
+    next: &'a mut Pending,
+    batch: &'a mut WriteBatch,
+    leaves: Vec<Hash>,
+    next_index: u64,
+    commit_time_ms: u64,
+}
+
+impl Stage for Stager<'_> {
+    fn version(&mut self, key: &[u8]) -> Result<u64, ShardError> {
+        // Versions changed earlier in this write, which the engine does not hold yet.
+        match self.next.versions.iter().rev().find(|(k, _)| k == key) {
+            Some((_, v)) => Ok(*v),
+            None => self.shard.latest_version(self.engine, key),
+        }
+    }
+
+    fn write(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        txn: TxnId,
+    ) -> Result<(u64, LogIndex), ShardError> {
+        let version = self.version(key)? + 1;
+        let log_index = LogIndex(self.next_index);
+        let leaf = Leaf::for_value(
+            self.shard.id,
+            log_index,
+            version,
+            self.commit_time_ms,
+            txn,
+            key.to_vec(),
+            value,
+        );
+        let leaf_bytes = leaf.encode().map_err(|e| ShardError::Invalid(e.to_string()))?;
+        let mut record = log_index.0.to_be_bytes().to_vec();
+        record.extend_from_slice(value);
+        self.batch.put(record_key(self.shard.id, key, version), record);
+        self.batch.put(version_key(self.shard.id, key), version.to_be_bytes().to_vec());
+        self.leaves.push(blockdb_verifier::leaf_hash(&leaf_bytes));
+        self.batch.put(entry_key(self.shard.id, log_index), leaf_bytes);
+        self.next.versions.push((key.to_vec(), version));
+        self.next_index += 1;
+        Ok((version, log_index))
+    }
+
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, ShardError> {
+        match self.next.txn_state.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.engine.get(key)?),
+        }
+    }
+
+    fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        match &value {
+            Some(v) => {
+                self.batch.put(key.clone(), v.clone());
+            }
+            None => {
+                self.batch.delete(key.clone());
+            }
+        }
+        self.next.txn_state.insert(key, value);
     }
 }
 

@@ -27,6 +27,7 @@ pub struct ShardView {
     pub(crate) applied_index: u64,
     pub(crate) signed: SignedCheckpoint,
     pub(crate) last_block: Option<Block>,
+    pub(crate) txns: std::sync::Arc<crate::ledger::txn::TxnIndex>,
 }
 
 /// A leaf of the log with its proofs.
@@ -45,6 +46,12 @@ pub struct EntryProof {
 }
 
 impl ShardView {
+    /// The open transactions as of this view: prepared participants, their locks, undecided
+    /// records.
+    pub fn txns(&self) -> &crate::ledger::txn::TxnIndex {
+        &self.txns
+    }
+
     /// The shard.
     pub fn id(&self) -> ShardId {
         self.id

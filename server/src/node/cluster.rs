@@ -39,7 +39,7 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
 pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The leader of `shard` as this node knows it, with its peer address.
-fn leader_of(node: &Node, shard: ShardId) -> Option<(NodeId, String)> {
+pub(crate) fn leader_of(node: &Node, shard: ShardId) -> Option<(NodeId, String)> {
     let raft = node.raft(shard).ok()?;
     let m = raft.metrics().borrow().clone();
     let leader = m.current_leader?;
@@ -48,7 +48,7 @@ fn leader_of(node: &Node, shard: ShardId) -> Option<(NodeId, String)> {
 }
 
 /// Waits until `shard` has a leader other than `not`, a short while, or the deadline.
-async fn pause(node: &Node, shard: ShardId, wait: Duration, deadline: Instant) {
+pub(crate) async fn pause(node: &Node, shard: ShardId, wait: Duration, deadline: Instant) {
     let until = (Instant::now() + wait).min(deadline);
     if let Ok(raft) = node.raft(shard) {
         let mut m = raft.metrics();

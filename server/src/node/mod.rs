@@ -46,7 +46,7 @@ pub mod peer_service;
 pub mod proposer;
 pub mod status;
 
-pub use proposer::WriteResult;
+pub use proposer::{Applied, WriteResult};
 use proposer::{BatchLimits, Pending};
 
 /// What a node needs to start.
@@ -98,6 +98,22 @@ pub struct NodeConfig {
     /// shard). A test setting: nothing safety-related may depend on clocks, and the chaos
     /// harness checks that with skewed nodes.
     pub clock_skew_ms: i64,
+    /// How long a transaction may take: its locks' waits, its steps, and how long a prepared
+    /// participant or an undecided record waits before recovery aborts or resolves it.
+    pub txn_timeout_ms: u64,
+    /// A test setting: exit abruptly at this step of two-phase commit when coordinating.
+    pub txn_crash_at: Option<TxnCrashPoint>,
+}
+
+/// A step of two-phase commit at which `--txn-crash-at` makes the coordinator's node exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TxnCrashPoint {
+    /// The record is created; no participant was asked to prepare.
+    AfterBegin,
+    /// The first participant voted yes; others may be preparing.
+    AfterFirstPrepare,
+    /// The commit is recorded; no participant has heard of it.
+    AfterDecide,
 }
 
 /// Raft timing and snapshot settings of every shard.
@@ -142,6 +158,8 @@ impl NodeConfig {
             raft: RaftSettings::default(),
             unsafe_follower_reads: false,
             clock_skew_ms: 0,
+            txn_timeout_ms: 10_000,
+            txn_crash_at: None,
         }
     }
 }
@@ -250,6 +268,9 @@ pub struct Node {
     config: NodeConfig,
     peers: Peers,
     started: Instant,
+    locks: crate::txn::locks::LockManager,
+    detector: crate::txn::locks::Detector,
+    sessions: crate::txn::session::Sessions,
 }
 
 impl std::fmt::Debug for Node {
@@ -310,6 +331,9 @@ impl Node {
             config,
             peers,
             started: Instant::now(),
+            locks: crate::txn::locks::LockManager::new(),
+            detector: crate::txn::locks::Detector::new(),
+            sessions: crate::txn::session::Sessions::new(),
         };
         node.initialize().await?;
         Ok(node)
@@ -352,6 +376,42 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// The lock manager of the shards this node leads.
+    pub fn locks(&self) -> &crate::txn::locks::LockManager {
+        &self.locks
+    }
+
+    /// The cluster's deadlock detector, used while this node leads shard 0.
+    pub fn detector(&self) -> &crate::txn::locks::Detector {
+        &self.detector
+    }
+
+    /// The interactive transactions this node coordinates.
+    pub fn sessions(&self) -> &crate::txn::session::Sessions {
+        &self.sessions
+    }
+
+    /// How long a transaction may take ([`NodeConfig::txn_timeout_ms`]).
+    pub fn txn_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.txn_timeout_ms)
+    }
+
+    /// This node's time for transaction timeouts: its clock with the test skew.
+    pub fn now_ms(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        now.saturating_add_signed(self.config.clock_skew_ms)
+    }
+
+    /// The views of `shard` as they are published.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown shard.
+    pub fn views(&self, shard: ShardId) -> Result<watch::Receiver<Arc<ShardView>>, RequestError> {
+        Ok(self.handle(shard)?.views.clone())
     }
 
     /// This node's id.
@@ -445,6 +505,13 @@ impl Node {
                 ),
             ));
         }
+        if value.is_some() && blockdb_verifier::txn::is_reserved_key(key) {
+            return Err(RequestError::new(
+                ErrorCode::InvalidArgument,
+                "keys starting with \\0blockdb/ are reserved for the system (transaction decision \
+                 records); they can be read but not written",
+            ));
+        }
         Ok(())
     }
 
@@ -474,6 +541,12 @@ impl Node {
     async fn write(&self, command: Command) -> Result<WriteResult, RequestError> {
         let key = match &command {
             Command::Insert { key, .. } | Command::Append { key, .. } => key,
+            Command::Txn(_) => {
+                return Err(RequestError::new(
+                    ErrorCode::InvalidArgument,
+                    "a transaction step is not a single write",
+                ));
+            }
         };
         let shard = self.shard_of(key);
         self.healthy(shard)?;
@@ -492,6 +565,22 @@ impl Node {
         command: Command,
         deadline: Instant,
     ) -> Result<WriteResult, RequestError> {
+        let insert = matches!(command, Command::Insert { .. });
+        let applied = self.propose_local(shard, command, deadline).await?;
+        WriteResult::from_applied(applied, insert)
+    }
+
+    /// Proposes `command` through this node's proposer of `shard`, which must lead it, and
+    /// returns its applied outcome; a `not_leader` answer means the command was not proposed.
+    ///
+    /// # Errors
+    /// `not_leader`, `unavailable`, `timeout` (outcome unknown).
+    pub async fn propose_local(
+        &self,
+        shard: ShardId,
+        command: Command,
+        deadline: Instant,
+    ) -> Result<Applied, RequestError> {
         let handle = self.healthy(shard)?;
         let (reply, rx) = oneshot::channel();
         handle.queue.try_send(Pending { command, reply }).map_err(|e| match e {

@@ -133,17 +133,16 @@ impl Peer for PeerService {
             let e = wire::WireError(e.to_string());
             self.undecodable("forward", from_of(m.header.as_ref()), &e)
         })?;
-        let key = match &command {
-            crate::ledger::Command::Insert { key, .. }
-            | crate::ledger::Command::Append { key, .. } => key,
+        let (key, value) = match &command {
+            crate::ledger::Command::Insert { key, value }
+            | crate::ledger::Command::Append { key, value, .. } => (key, value),
+            crate::ledger::Command::Txn(_) => {
+                return Err(Status::invalid_argument("a transaction step is not forwarded here"));
+            }
         };
         if self.node.shard_of(key) != shard {
             return Err(Status::invalid_argument(format!("the key is not in shard {}", shard.0)));
         }
-        let value = match &command {
-            crate::ledger::Command::Insert { value, .. }
-            | crate::ledger::Command::Append { value, .. } => value,
-        };
         let result = match self.node.check_record(key, Some(value)) {
             Err(e) => Err(e),
             Ok(()) => {
@@ -203,6 +202,32 @@ impl Peer for PeerService {
             voters: done.voters,
             learners: done.learners,
         }))
+    }
+
+    async fn txn(
+        &self,
+        request: Request<pb::TxnRequest>,
+    ) -> Result<Response<pb::TxnResponse>, Status> {
+        let m = request.into_inner();
+        let shard = self.admit(m.header.as_ref(), "txn")?;
+        let step: crate::txn::leader::Step = serde_json::from_slice(&m.step).map_err(|e| {
+            let e = wire::WireError(format!("transaction step: {e}"));
+            self.undecodable("txn", from_of(m.header.as_ref()), &e)
+        })?;
+        // The sender's wait, bounded by this node's own transaction timeout.
+        let wait = Duration::from_millis(m.timeout_ms).min(self.node.txn_timeout() * 2);
+        let deadline = Instant::now() + wait;
+        let result = match crate::txn::leader::run(&self.node, shard, step, deadline).await {
+            Ok(reply) => pb::txn_response::Result::Reply(
+                serde_json::to_vec(&reply).expect("a step reply serializes to JSON"),
+            ),
+            Err(e) => pb::txn_response::Result::Error(pb::ForwardError {
+                code: e.code.as_str().to_owned(),
+                message: e.message,
+                current_version: e.current_version,
+            }),
+        };
+        Ok(Response::new(pb::TxnResponse { result: Some(result) }))
     }
 
     async fn identity(

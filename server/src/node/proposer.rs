@@ -36,13 +36,54 @@ pub struct WriteResult {
     pub checkpoint: String,
 }
 
-/// A write waiting for its entry.
+impl WriteResult {
+    /// The result of a single write from its applied outcome.
+    ///
+    /// # Errors
+    /// `already_exists` (`insert`) or `version_mismatch` for a conflict, `locked` when a
+    /// prepared transaction holds the key, `internal` for an outcome a single write cannot have.
+    pub fn from_applied(applied: Applied, insert: bool) -> Result<WriteResult, RequestError> {
+        match applied.outcome {
+            Outcome::Committed { version, log_index } => Ok(WriteResult {
+                shard: applied.shard,
+                version,
+                log_index,
+                tree_size: applied.tree_size,
+                checkpoint: applied.checkpoint,
+            }),
+            Outcome::Conflict { current } => Err(conflict(insert, current)),
+            Outcome::Locked { holder } => Err(RequestError::new(
+                ErrorCode::Locked,
+                format!("the key is locked by prepared transaction {holder}; retry"),
+            )),
+            Outcome::Txn(t) => Err(RequestError::new(
+                ErrorCode::Internal,
+                format!("a single write had a transaction's outcome: {t:?}"),
+            )),
+        }
+    }
+}
+
+/// A command applied: its outcome and the checkpoint of the batch that applied it.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The shard.
+    pub shard: ShardId,
+    /// The command's outcome.
+    pub outcome: Outcome,
+    /// The tree size after the batch that applied it.
+    pub tree_size: u64,
+    /// The signed checkpoint of that tree (note text).
+    pub checkpoint: String,
+}
+
+/// A command waiting for its entry.
 #[derive(Debug)]
 pub struct Pending {
     /// The command.
     pub command: Command,
     /// Where its result goes.
-    pub reply: oneshot::Sender<Result<WriteResult, RequestError>>,
+    pub reply: oneshot::Sender<Result<Applied, RequestError>>,
 }
 
 /// Limits of one entry.
@@ -106,25 +147,19 @@ pub async fn run(
 async fn propose(shard: ShardId, raft: &Raft, mut request: Request, batch: Vec<Pending>) {
     let (commands, replies): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.command, p.reply)).unzip();
-    let kinds: Vec<bool> = commands.iter().map(|c| matches!(c, Command::Insert { .. })).collect();
     request.commands = commands;
     match raft.client_write(request).await {
         Ok(written) => {
             let response = written.data;
-            for ((reply, outcome), insert) in replies.into_iter().zip(response.outcomes).zip(kinds)
-            {
-                let result = match outcome {
-                    Outcome::Committed { version, log_index } => Ok(WriteResult {
-                        shard,
-                        version,
-                        log_index,
-                        tree_size: response.tree_size,
-                        checkpoint: response.checkpoint.clone(),
-                    }),
-                    Outcome::Conflict { current } => Err(conflict(insert, current)),
+            for (reply, outcome) in replies.into_iter().zip(response.outcomes) {
+                let applied = Applied {
+                    shard,
+                    outcome,
+                    tree_size: response.tree_size,
+                    checkpoint: response.checkpoint.clone(),
                 };
                 // The caller may have timed out and gone; the write stands either way.
-                let _ = reply.send(result);
+                let _ = reply.send(Ok(applied));
             }
         }
         Err(e) => {
@@ -168,6 +203,7 @@ fn command_bytes(c: &Command) -> usize {
         Command::Insert { key, value } | Command::Append { key, value, .. } => {
             key.len() + value.len() + 32
         }
+        Command::Txn(t) => t.bytes(),
     }
 }
 

@@ -18,6 +18,18 @@
 //! expected version (u64). Nothing may follow. Decoding never panics: stored bytes that do not
 //! decode are corruption, reported as an error.
 //!
+//! Transaction steps ([`TxnCommand`]) have tags `3` to `7`, each followed by the 16-byte
+//! transaction id; lists are a u32 count then the items; a check is key (bytes) and version
+//! (u64), a write key (bytes) and value (bytes), a decision a u8 (`1` commit, `2` abort):
+//!
+//! | tag | step      | after the transaction id                                            |
+//! |-----|-----------|---------------------------------------------------------------------|
+//! | `3` | `Apply`   | reads (list of bytes), checks (list), writes (list)                 |
+//! | `4` | `Begin`   | participant shards (list of u32)                                    |
+//! | `5` | `Decide`  | decision, per participant shard its write count (list of u32, u32)  |
+//! | `6` | `Prepare` | coordinator's shard (u32), checks (list), writes (list)             |
+//! | `7` | `Finish`  | decision                                                            |
+//!
 //! Format `0x01` was written by single-node clusters before replication: it has no leader field
 //! (the leader was always node 1) and no root check. It is still read.
 //!
@@ -26,7 +38,11 @@
 
 use openraft::{CommittedLeaderId, EntryPayload, LogId, Membership};
 
+use blockdb_twopc::{Decision, Write};
+use blockdb_verifier::{ShardId, TxnId};
+
 use crate::ledger::shard::Command;
+use crate::ledger::txn::{Check, TxnCommand};
 use crate::raft::{Entry, NodeId, Request, RootCheck};
 
 const FORMAT: u8 = 2;
@@ -38,6 +54,11 @@ const KIND_NORMAL: u8 = 1;
 const KIND_MEMBERSHIP: u8 = 2;
 const TAG_INSERT: u8 = 1;
 const TAG_APPEND: u8 = 2;
+const TAG_TXN_APPLY: u8 = 3;
+const TAG_TXN_BEGIN: u8 = 4;
+const TAG_TXN_DECIDE: u8 = 5;
+const TAG_TXN_PREPARE: u8 = 6;
+const TAG_TXN_FINISH: u8 = 7;
 
 /// Why stored bytes do not decode.
 #[derive(Debug, thiserror::Error)]
@@ -174,8 +195,128 @@ fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
                     }
                 }
             }
+            Command::Txn(t) => encode_txn(t, out),
         }
     }
+}
+
+fn encode_txn(t: &TxnCommand, out: &mut Vec<u8>) {
+    let count = |out: &mut Vec<u8>, n: usize| {
+        let n = u32::try_from(n).expect("a transaction holds fewer than 2^32 items");
+        out.extend_from_slice(&n.to_be_bytes());
+    };
+    let checks = |out: &mut Vec<u8>, checks: &[Check]| {
+        count(out, checks.len());
+        for c in checks {
+            put_bytes(out, &c.key);
+            out.extend_from_slice(&c.version.to_be_bytes());
+        }
+    };
+    let writes = |out: &mut Vec<u8>, writes: &[Write]| {
+        count(out, writes.len());
+        for w in writes {
+            put_bytes(out, &w.key);
+            put_bytes(out, &w.value);
+        }
+    };
+    let decision = |d: &Decision| match d {
+        Decision::Commit => 1u8,
+        Decision::Abort => 2,
+    };
+    match t {
+        TxnCommand::Apply { txn, reads, checks: c, writes: w } => {
+            out.push(TAG_TXN_APPLY);
+            out.extend_from_slice(&txn.0);
+            count(out, reads.len());
+            for k in reads {
+                put_bytes(out, k);
+            }
+            checks(out, c);
+            writes(out, w);
+        }
+        TxnCommand::Begin { txn, participants } => {
+            out.push(TAG_TXN_BEGIN);
+            out.extend_from_slice(&txn.0);
+            count(out, participants.len());
+            for s in participants {
+                out.extend_from_slice(&s.0.to_be_bytes());
+            }
+        }
+        TxnCommand::Decide { txn, decision: d, writes } => {
+            out.push(TAG_TXN_DECIDE);
+            out.extend_from_slice(&txn.0);
+            out.push(decision(d));
+            count(out, writes.len());
+            for (s, n) in writes {
+                out.extend_from_slice(&s.0.to_be_bytes());
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        TxnCommand::Prepare { txn, coordinator, checks: c, writes: w } => {
+            out.push(TAG_TXN_PREPARE);
+            out.extend_from_slice(&txn.0);
+            out.extend_from_slice(&coordinator.0.to_be_bytes());
+            checks(out, c);
+            writes(out, w);
+        }
+        TxnCommand::Finish { txn, decision: d } => {
+            out.push(TAG_TXN_FINISH);
+            out.extend_from_slice(&txn.0);
+            out.push(decision(d));
+        }
+    }
+}
+
+fn decode_txn(tag: u8, r: &mut Reader<'_>) -> Result<TxnCommand, DecodeError> {
+    let txn = TxnId(r.take(16)?.try_into().expect("took 16 bytes"));
+    // Every item takes at least 4 bytes, so a count larger than the rest is malformed.
+    let count = |r: &mut Reader<'_>| -> Result<usize, DecodeError> {
+        let n = r.u32()?;
+        if u64::from(n) * 4 > r.0.len() as u64 {
+            return Err(DecodeError(format!("{n} items cannot fit")));
+        }
+        Ok(n as usize)
+    };
+    let checks = |r: &mut Reader<'_>| -> Result<Vec<Check>, DecodeError> {
+        (0..count(r)?).map(|_| Ok(Check { key: r.bytes()?.to_vec(), version: r.u64()? })).collect()
+    };
+    let writes = |r: &mut Reader<'_>| -> Result<Vec<Write>, DecodeError> {
+        (0..count(r)?)
+            .map(|_| Ok(Write { key: r.bytes()?.to_vec(), value: r.bytes()?.to_vec() }))
+            .collect()
+    };
+    let decision = |r: &mut Reader<'_>| match r.u8()? {
+        1 => Ok(Decision::Commit),
+        2 => Ok(Decision::Abort),
+        d => Err(DecodeError(format!("unknown decision {d}"))),
+    };
+    Ok(match tag {
+        TAG_TXN_APPLY => {
+            let reads =
+                (0..count(r)?).map(|_| Ok(r.bytes()?.to_vec())).collect::<Result<_, _>>()?;
+            let checks = checks(r)?;
+            TxnCommand::Apply { txn, reads, checks, writes: writes(r)? }
+        }
+        TAG_TXN_BEGIN => {
+            let participants =
+                (0..count(r)?).map(|_| Ok(ShardId(r.u32()?))).collect::<Result<_, _>>()?;
+            TxnCommand::Begin { txn, participants }
+        }
+        TAG_TXN_DECIDE => {
+            let decision = decision(r)?;
+            let writes = (0..count(r)?)
+                .map(|_| Ok((ShardId(r.u32()?), r.u32()?)))
+                .collect::<Result<_, DecodeError>>()?;
+            TxnCommand::Decide { txn, decision, writes }
+        }
+        TAG_TXN_PREPARE => {
+            let coordinator = ShardId(r.u32()?);
+            let checks = checks(r)?;
+            TxnCommand::Prepare { txn, coordinator, checks, writes: writes(r)? }
+        }
+        TAG_TXN_FINISH => TxnCommand::Finish { txn, decision: decision(r)? },
+        t => return Err(DecodeError(format!("unknown command tag {t}"))),
+    })
 }
 
 fn decode_request(r: &mut Reader<'_>, format: u8) -> Result<Request, DecodeError> {
@@ -207,6 +348,10 @@ fn decode_commands(r: &mut Reader<'_>) -> Result<Vec<Command>, DecodeError> {
     let mut commands = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let tag = r.u8()?;
+        if tag >= TAG_TXN_APPLY {
+            commands.push(Command::Txn(decode_txn(tag, r)?));
+            continue;
+        }
         let key = r.bytes()?.to_vec();
         let value = r.bytes()?.to_vec();
         commands.push(match tag {
@@ -281,6 +426,28 @@ mod tests {
                 Command::Insert { key: b"k\0".to_vec(), value: vec![1, 2, 3] },
                 Command::Append { key: b"a".to_vec(), value: vec![], expected_version: Some(3) },
                 Command::Append { key: vec![], value: vec![9], expected_version: None },
+                Command::Txn(TxnCommand::Apply {
+                    txn: TxnId([1; 16]),
+                    reads: vec![b"r".to_vec(), vec![]],
+                    checks: vec![Check { key: b"c".to_vec(), version: 7 }],
+                    writes: vec![Write { key: b"w".to_vec(), value: vec![0; 3] }],
+                }),
+                Command::Txn(TxnCommand::Begin {
+                    txn: TxnId([2; 16]),
+                    participants: vec![ShardId(0), ShardId(9)],
+                }),
+                Command::Txn(TxnCommand::Decide {
+                    txn: TxnId([3; 16]),
+                    decision: Decision::Commit,
+                    writes: vec![(ShardId(9), 4)],
+                }),
+                Command::Txn(TxnCommand::Prepare {
+                    txn: TxnId([4; 16]),
+                    coordinator: ShardId(2),
+                    checks: vec![],
+                    writes: vec![Write { key: b"p".to_vec(), value: b"v".to_vec() }],
+                }),
+                Command::Txn(TxnCommand::Finish { txn: TxnId([5; 16]), decision: Decision::Abort }),
             ],
         };
         let mut members = std::collections::BTreeMap::new();

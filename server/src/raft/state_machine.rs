@@ -42,7 +42,7 @@ use crate::raft::{Entry, NodeId, Response, RootCheck, TypeConfig};
 use crate::storage::{Engine, WriteBatch};
 
 /// The key prefixes of a shard's state (see [`crate::ledger::shard`] and this module).
-const STATE_TAGS: [u8; 7] = [b'A', b'B', b'E', b'L', b'M', b'R', b'V'];
+const STATE_TAGS: [u8; 8] = [b'A', b'B', b'E', b'L', b'M', b'R', b'T', b'V'];
 /// Bytes of keys and values per write batch while installing a snapshot, about.
 const INSTALL_BATCH_BYTES: usize = 4 << 20;
 

@@ -11,6 +11,8 @@ use base64::engine::general_purpose::STANDARD;
 use blockdb_verifier::{ProofBundle, TrustPolicy, VerifierKey, verify_bundle};
 use serde_json::Value;
 
+pub mod cluster;
+
 /// A running `blockdb serve`.
 pub struct Server {
     child: Option<Child>,

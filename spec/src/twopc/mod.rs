@@ -84,7 +84,7 @@
 //! counterexample).
 
 mod model;
-pub mod protocol;
+pub use blockdb_twopc as protocol;
 mod state;
 
 use blockdb_verifier::ShardId;

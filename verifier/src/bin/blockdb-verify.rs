@@ -84,6 +84,21 @@ tree with the bundle's consistency proof from the trusted size.")]
         #[command(flatten)]
         trust: Trust,
     },
+    /// Verify a transaction receipt: the decision record says commit, and every record the
+    /// transaction wrote is there, each proven in its shard's log against a trusted checkpoint.
+    #[command(after_long_help = "\
+Example:
+  curl -s -X POST http://127.0.0.1:7070/v1/txn -d @ops.json | jq .receipt > receipt.json
+  blockdb-verify receipt receipt.json --keys-file nodes.vkeys
+
+FILE is the `blockdb-txn-receipt/v1` JSON (a whole `POST /v1/txn` answer is accepted too: its
+`receipt` is checked).")]
+    Receipt {
+        /// The receipt file, or `-` for stdin.
+        file: PathBuf,
+        #[command(flatten)]
+        trust: Trust,
+    },
     /// Verify a signed checkpoint's signatures and print it.
     #[command(after_long_help = "\
 Example:
@@ -201,6 +216,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = match &cli.command {
         Command::Bundle { trust, .. }
+        | Command::Receipt { trust, .. }
         | Command::Checkpoint { trust, .. }
         | Command::Consistency { trust, .. }
         | Command::Chain { trust, .. }
@@ -248,6 +264,7 @@ fn main() -> ExitCode {
 fn run(command: &Command) -> Result<Report, Failure> {
     match command {
         Command::Bundle { file, trusted, trust } => run_bundle(file, trusted.as_deref(), trust),
+        Command::Receipt { file, trust } => run_receipt(file, trust),
         Command::Checkpoint { file, trust } => run_checkpoint(file, trust),
         Command::Consistency { old, new, proof, trust } => {
             run_consistency(old, new, proof.as_deref(), trust)
@@ -401,6 +418,55 @@ fn run_bundle(path: &Path, trusted: Option<&Path>, trust: &Trust) -> Result<Repo
         "log_index": verified.log_index.0,
         "checkpoint": checkpoint_json(&verified.checkpoint),
         "consistency": status_json(verified.consistency),
+    });
+    Ok(Report { lines, json })
+}
+
+fn run_receipt(path: &Path, trust: &Trust) -> Result<Report, Failure> {
+    let policy = policy(trust)?;
+    let bytes = read_input(path, blockdb_verifier::txn::receipt::RECEIPT_LEN_MAX)?;
+    // A whole `POST /v1/txn` answer holds the receipt under `receipt`.
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| unusable(path.display(), e))?;
+    let receipt_json = match value.get("receipt") {
+        Some(r) if value.get("format").is_none() => r.to_string().into_bytes(),
+        _ => bytes,
+    };
+    let receipt = blockdb_verifier::Receipt::from_json(&receipt_json)
+        .map_err(|e| unusable(path.display(), e))?;
+    let verified = blockdb_verifier::verify_receipt(&receipt, &policy)
+        .map_err(|e| Failure::Invalid { fork: e.is_fork(), reason: e.to_string() })?;
+    let mut lines = vec![
+        format!("valid: transaction {} committed", verified.txn_id),
+        format!(
+            "  decision record in shard {}; {} record(s) written",
+            verified.coordinator.0,
+            verified.writes.len()
+        ),
+    ];
+    for w in &verified.writes {
+        lines.push(format!(
+            "  {} version {}: shard {}, log index {}",
+            show_key(&w.key),
+            w.version,
+            w.shard.0,
+            w.log_index.0
+        ));
+    }
+    for (shard, c) in &verified.checkpoints {
+        lines.push(format!("  shard {}:", shard.0));
+        lines.extend(checkpoint_lines(c).into_iter().map(|l| format!("  {l}")));
+    }
+    let json = json!({
+        "kind": "receipt",
+        "txn_id": verified.txn_id.to_hex(),
+        "coordinator": verified.coordinator.0,
+        "writes": verified.writes.iter().map(|w| json!({
+            "key": STANDARD.encode(&w.key),
+            "version": w.version,
+            "shard": w.shard.0,
+            "log_index": w.log_index.0,
+        })).collect::<Vec<_>>(),
+        "checkpoints": verified.checkpoints.values().map(checkpoint_json).collect::<Vec<_>>(),
     });
     Ok(Report { lines, json })
 }

@@ -170,6 +170,11 @@ impl TestLog {
     }
 
     pub fn append(&mut self, key: &[u8], value: &[u8]) {
+        self.append_in_txn(key, value, TxnId::NONE);
+    }
+
+    /// Appends a record written by transaction `txn_id`; returns its log index.
+    pub fn append_in_txn(&mut self, key: &[u8], value: &[u8], txn_id: TxnId) -> usize {
         let version = self.versions.entry(key.to_vec()).or_insert(0);
         *version += 1;
         let version = *version;
@@ -179,13 +184,14 @@ impl TestLog {
             index,
             version,
             1_700_000_000_000 + index.0,
-            TxnId::NONE,
+            txn_id,
             key.to_vec(),
             value,
         );
         self.hashes.push(leaf.hash().expect("leaf encodes"));
         self.leaves.push(leaf);
         self.records.push((key.to_vec(), value.to_vec()));
+        self.leaves.len() - 1
     }
 
     pub fn checkpoint(&self, size: usize) -> Checkpoint {

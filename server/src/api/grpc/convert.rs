@@ -14,6 +14,7 @@ use blockdb_verifier::{
 use crate::error::{ErrorCode, RequestError};
 use crate::ledger::EntryProof;
 use crate::node::WriteResult;
+use crate::txn::{TxnOp, TxnOutput};
 
 /// Most bundles one History or Scan page holds.
 pub const PAGE_BUNDLES_MAX: usize = 1000;
@@ -119,6 +120,62 @@ pub fn write(key: Vec<u8>, w: WriteResult) -> pb::WriteResponse {
         tree_size: w.tree_size,
         checkpoint: w.checkpoint,
     }
+}
+
+/// Operation `i` of a transaction.
+///
+/// # Errors
+/// `invalid_argument` when it has no `op`.
+pub fn txn_op(i: usize, op: pb::TxnOp) -> Result<TxnOp, RequestError> {
+    use pb::txn_op::Op;
+    Ok(match op.op {
+        Some(Op::Read(r)) => TxnOp::Read { key: r.key },
+        Some(Op::Insert(w)) => TxnOp::Insert { key: w.key, value: w.value },
+        Some(Op::Append(w)) => {
+            TxnOp::Append { key: w.key, value: w.value, expected_version: w.expected_version }
+        }
+        Some(Op::Check(c)) => TxnOp::Check { key: c.key, version: c.version },
+        None => {
+            return Err(RequestError::invalid(format!(
+                "operation {i} has no op (read, insert, append or check)"
+            )));
+        }
+    })
+}
+
+/// A committed transaction, its receipt's bundles as in every other response.
+///
+/// # Errors
+/// As [`leaf_bytes`].
+pub fn txn_output(out: TxnOutput) -> Result<pb::TransactResponse, RequestError> {
+    let receipt = match out.receipt {
+        None => None,
+        Some(r) => Some(pb::TxnReceipt {
+            txn_id: r.txn_id.0.to_vec(),
+            coordinator: r.coordinator.0,
+            decision: Some(bundle(r.decision)?),
+            writes: r.writes.into_iter().map(bundle).collect::<Result<_, _>>()?,
+        }),
+    };
+    Ok(pb::TransactResponse {
+        txn_id: out.txn_id.0.to_vec(),
+        reads: out
+            .reads
+            .into_iter()
+            .map(|r| pb::TxnReadResult { key: r.key, version: r.version, value: r.value })
+            .collect(),
+        writes: out
+            .writes
+            .into_iter()
+            .map(|w| pb::TxnWriteResult {
+                key: w.key,
+                shard: w.shard.0,
+                version: w.version,
+                log_index: w.log_index,
+            })
+            .collect(),
+        receipt,
+    })
 }
 
 /// An upper bound of the encoded size of a bundle: every field's bytes plus 11 bytes of tag and

@@ -3,7 +3,8 @@
 //! Each RPC checks its request, asks the node for the shard's view (after a read barrier unless
 //! the request asks for a stale read), reads from that one view on the blocking pool, and
 //! converts the result. Requests that name a key find their shard with [`Node::shard_of`]; the
-//! others name it, and an unknown shard is the node's `not_found`.
+//! others name it, and an unknown shard is the node's `not_found`. Transact hands its
+//! operations to [`coordinator::execute`], with this node as the transaction's coordinator.
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::error::{ErrorCode, RequestError};
 use crate::ledger::ShardView;
 use crate::node::{Consistency, Node};
 use crate::storage::Engine;
+use crate::txn::coordinator;
 
 /// Bytes a bundle takes besides its key and value, about: leaf header, proofs, checkpoint. Only
 /// sizes the chunks a page is read in.
@@ -85,6 +87,19 @@ impl LedgerService {
     ) -> Result<pb::WriteResponse, RequestError> {
         let written = self.node.append(req.key.clone(), req.value, req.expected_version).await?;
         Ok(convert::write(req.key, written))
+    }
+
+    async fn run_txn(
+        &self,
+        req: pb::TransactRequest,
+    ) -> Result<pb::TransactResponse, RequestError> {
+        let ops = req
+            .ops
+            .into_iter()
+            .enumerate()
+            .map(|(i, op)| convert::txn_op(i, op))
+            .collect::<Result<Vec<_>, _>>()?;
+        convert::txn_output(coordinator::execute(&self.node, &ops).await?)
     }
 
     async fn read_record(&self, req: pb::GetRequest) -> Result<pb::ProofBundle, RequestError> {
@@ -261,6 +276,13 @@ impl Ledger for LedgerService {
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
         reply(self.append_record(request.into_inner()).await)
+    }
+
+    async fn transact(
+        &self,
+        request: Request<pb::TransactRequest>,
+    ) -> Result<Response<pb::TransactResponse>, Status> {
+        reply(self.run_txn(request.into_inner()).await)
     }
 
     async fn get(

@@ -30,6 +30,7 @@
 //! | timeout                                                      | DEADLINE_EXCEEDED    |
 //! | internal                                                     | INTERNAL             |
 //! | method_not_allowed                                           | UNIMPLEMENTED        |
+//! | aborted, locked, deadlock                                    | ABORTED              |
 //!
 //! The router has no fallback of its own (tonic's `Routes::default()` would add one), so that
 //! it merges into the REST router, which has one; a path outside the four services gets the REST

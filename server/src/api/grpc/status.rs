@@ -32,6 +32,7 @@ pub fn code_of(code: ErrorCode) -> Code {
         ErrorCode::Timeout => Code::DeadlineExceeded,
         ErrorCode::Internal => Code::Internal,
         ErrorCode::MethodNotAllowed => Code::Unimplemented,
+        ErrorCode::Locked | ErrorCode::Aborted | ErrorCode::Deadlock => Code::Aborted,
     }
 }
 

@@ -49,7 +49,11 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         }
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::AlreadyExists | ErrorCode::VersionMismatch => StatusCode::CONFLICT,
+        ErrorCode::AlreadyExists
+        | ErrorCode::VersionMismatch
+        | ErrorCode::Locked
+        | ErrorCode::Aborted
+        | ErrorCode::Deadlock => StatusCode::CONFLICT,
         ErrorCode::OutOfRange => StatusCode::BAD_REQUEST,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::NotLeader | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -32,6 +32,7 @@ pub mod error;
 pub mod log;
 pub mod records;
 pub mod tiles;
+pub mod txn;
 pub mod types;
 
 use error::ApiError;
@@ -53,6 +54,7 @@ use error::ApiError;
         (name = "tlog-tiles", description = "C2SP tlog-tiles, one prefix per shard"),
         (name = "node", description = "The node"),
         (name = "cluster", description = "The cluster's members and their state"),
+        (name = "transactions", description = "Serializable transactions across keys and shards"),
     ),
     components(schemas(error::ErrorBody, ErrorCode, types::ConsistencyParam))
 )]
@@ -65,6 +67,12 @@ fn api_routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(records::get_record))
         .routes(routes!(records::history))
         .routes(routes!(records::scan))
+        .routes(routes!(txn::transact))
+        .routes(routes!(txn::begin))
+        .routes(routes!(txn::read))
+        .routes(routes!(txn::write))
+        .routes(routes!(txn::commit))
+        .routes(routes!(txn::abort))
         .routes(routes!(log::entry))
         .routes(routes!(log::checkpoint))
         .routes(routes!(log::consistency))

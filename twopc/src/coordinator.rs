@@ -1,5 +1,5 @@
 //! The coordinator's side: the transaction record in the coordinator's shard, the coordinator
-//! itself, and the recovery of undecided transactions. See [`crate::twopc::protocol`].
+//! itself, and the recovery of undecided transactions. See the crate documentation.
 
 use blockdb_verifier::ShardId;
 

@@ -1,5 +1,5 @@
 //! The participant's side: a participant shard's replicated state for a transaction, its Raft
-//! entries, and how its leader reacts. See [`crate::twopc::protocol`].
+//! entries, and how its leader reacts. See the crate documentation.
 
 use std::fmt;
 

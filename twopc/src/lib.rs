@@ -1,11 +1,9 @@
-//! Two-phase commit as pure transitions: no I/O, no clock, no async. Each function takes the
-//! replicated state or an event and returns the new state or the [`Command`]s to carry out
-//! (propose a Raft entry, send a message). The model in [`crate::twopc`] drives these functions
-//! through every interleaving; the server's `txn/` module is meant to call the same functions
-//! from its Raft state machines and network handlers, so that the model checks the code that
-//! runs. (The server has no transactions yet: these functions are written first, here. They use
-//! nothing but the verifier's ids; when the server adopts them, this module moves to a crate that
-//! both depend on, so that the server does not pull in the model checker.)
+//! BlockDB's two-phase commit as pure transitions: no I/O, no clock, no async. Each function
+//! takes the replicated state or an event and returns the new state or the [`Command`]s to carry
+//! out (propose a Raft entry, send a message). The server's transaction code calls these
+//! functions from its Raft state machines and network handlers, and the model in
+//! `blockdb-spec` (`spec/src/twopc`) drives the same functions through every interleaving of
+//! crashes, lost and reordered messages, so the model checks the code that runs.
 //!
 //! The functions are per transaction: in the server every entry and message also carries the
 //! transaction id, by which it finds the record and the participant state to pass in.
@@ -53,7 +51,9 @@ pub use participant::{
 };
 
 /// The outcome of a transaction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Decision {
     /// Every participant applies its write set.
     Commit,
@@ -71,7 +71,9 @@ pub enum Vote {
 }
 
 /// One write of a transaction's write set.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Write {
     /// The key.
     pub key: Vec<u8>,
