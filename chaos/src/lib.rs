@@ -37,4 +37,5 @@ pub mod run;
 pub mod set_check;
 pub mod timeline;
 pub mod txn_check;
+pub mod txn_workload;
 pub mod workload;

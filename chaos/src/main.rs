@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! blockdb-chaos run --nodes 3 --workload register --nemesis partition,kill --time 60s --seed 7
-//! blockdb-chaos check HISTORY.jsonl [--model register|blockdb-register] [--budget-ms N] [--steps-max N]
+//! blockdb-chaos check HISTORY.jsonl [--model register|blockdb-register|list-append|bank] [--budget-ms N] [--steps-max N]
 //! blockdb-chaos check --jepsen FILE [--budget-ms N] [--steps-max N]
 //! ```
 //!
@@ -60,7 +60,7 @@ struct RunArgs {
     /// Shards of the cluster.
     #[arg(long, default_value_t = 2)]
     shards: u32,
-    /// The workload: register or set.
+    /// The workload: register, set, ledger, list-append or bank.
     #[arg(long, default_value = "register")]
     workload: blockdb_chaos::workload::Workload,
     /// Faults to choose from, comma-separated: partition, kill, pause, delay, stall; `none` for
@@ -79,7 +79,7 @@ struct RunArgs {
     /// Operations per second over all processes, at most.
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
-    /// Keys of the register workload in use at once.
+    /// Keys of the register workload in use at once; keys of list-append; accounts of bank.
     #[arg(long, default_value_t = 5)]
     keys: usize,
     /// How long the register workload uses its keys before moving on to fresh ones.
@@ -142,6 +142,11 @@ enum ModelName {
     Register,
     /// BlockDB keys: append (with an optional expected version) and read.
     BlockdbRegister,
+    /// A list-append history: transactions checked for G0, G1a/b/c, G-single, G2 and real-time
+    /// anomalies against its final lists.
+    ListAppend,
+    /// A bank history: every balance read sums to the start total, none negative.
+    Bank,
 }
 
 fn main() -> ExitCode {
@@ -211,9 +216,12 @@ fn check(args: &CheckArgs) -> ExitCode {
         time: (args.budget_ms > 0).then(|| Duration::from_millis(args.budget_ms)),
         steps_max: args.steps_max,
     };
+    if matches!(args.model, ModelName::ListAppend | ModelName::Bank) {
+        return check_transactions(args);
+    }
     let report = load(args).and_then(|history| match args.model {
         ModelName::Register => run(&Register, &history, &budget),
-        ModelName::BlockdbRegister => run(&VersionedRegister, &history, &budget),
+        _ => run(&VersionedRegister, &history, &budget),
     });
     let report = match report {
         Ok(report) => report,
@@ -228,6 +236,44 @@ fn check(args: &CheckArgs) -> ExitCode {
         Status::NotLinearizable => ExitCode::from(EXIT_NOT_LINEARIZABLE),
         Status::Unknown => ExitCode::from(EXIT_UNKNOWN),
     }
+}
+
+/// Checks a list-append or bank history; prints the report as JSON and a summary line.
+fn check_transactions(args: &CheckArgs) -> ExitCode {
+    use blockdb_chaos::{txn_check, txn_workload};
+    let history = match load(args) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("blockdb-chaos: {e:#}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let (valid, json, summary) = if args.model == ModelName::ListAppend {
+        let (records, lists) = txn_workload::list_append_inputs(&history);
+        let Some(lists) = lists else {
+            eprintln!("blockdb-chaos: the history has no `final` event with the final lists");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        };
+        let r = txn_check::check_list_append(&records, &lists);
+        (r.valid, serde_json::to_string_pretty(&r), r.summary())
+    } else {
+        // The last read-all is the final state; the accounts and total are its.
+        let mut reads = txn_workload::bank_reads(&history);
+        let Some(last) = reads.pop() else {
+            eprintln!("blockdb-chaos: the history has no completed read-all");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        };
+        let accounts: Vec<String> = last.balances.keys().cloned().collect();
+        let total = txn_workload::BANK_START * accounts.len() as i64;
+        let config = txn_check::BankConfig { accounts, total };
+        let r = txn_check::check_bank(&config, &reads, Some(&last.balances));
+        (r.valid, serde_json::to_string_pretty(&r), r.summary())
+    };
+    if let Ok(json) = json {
+        println!("{json}");
+    }
+    println!("{summary}");
+    if valid { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_LINEARIZABLE) }
 }
 
 fn load(args: &CheckArgs) -> anyhow::Result<History> {

@@ -170,11 +170,7 @@ impl Recorder {
 pub async fn run(config: RunConfig) -> anyhow::Result<RunResult> {
     let dir = config.out_dir.join(format!(
         "{}-{}-seed{}-{}",
-        match config.workload {
-            Workload::Register => "register",
-            Workload::Set => "set",
-            Workload::Ledger => "ledger",
-        },
+        config.workload.name(),
         config.nodes,
         config.seed,
         std::time::SystemTime::now()
@@ -210,6 +206,12 @@ pub async fn run(config: RunConfig) -> anyhow::Result<RunResult> {
     let admin = ClusterAdmin::new(&endpoints, Duration::from_secs(2))?;
     let keys = admin.cluster_status().await?.verifier_keys();
     let policy = TrustPolicy::new(keys, 1)?;
+    if config.workload == Workload::Bank {
+        let mut setup = ClientConfig::new(endpoints.clone(), policy.clone());
+        setup.timeout = Duration::from_secs(10);
+        let client = Client::connect(setup, Arc::new(MemoryStore::default())).await?;
+        crate::txn_workload::bank_setup(&client, config.keys).await.map_err(anyhow::Error::msg)?;
+    }
     let cluster = Arc::new(tokio::sync::Mutex::new(cluster));
 
     let recorder = Arc::new(Recorder {
@@ -324,6 +326,10 @@ async fn worker(
             Workload::Ledger => {
                 workload::next_ledger_op(&mut rng, p, counter, config.shards, &inserted)
             }
+            Workload::ListAppend => {
+                crate::txn_workload::next_list_append_op(&mut rng, p, counter, config.keys)
+            }
+            Workload::Bank => crate::txn_workload::next_bank_op(&mut rng, config.keys),
         };
         let invoke = recorder.invoke(process, &op);
         let outcome = workload::run_op(&client, &op, Duration::from_secs(5)).await;
@@ -537,6 +543,22 @@ async fn final_reads(
         }
         // Checked from the history and the final log by `ledger_check`.
         Workload::Ledger => {}
+        Workload::ListAppend => {
+            let op = Op { f: "final", key: "lists".into(), value: None };
+            let invoke = recorder.invoke(process, &op);
+            let outcome = match crate::txn_workload::final_lists(&client, config.keys).await {
+                Ok(lists) => Outcome::Ok(Some(lists)),
+                Err(e) => Outcome::Fail(e, None),
+            };
+            recorder.complete(&invoke, &outcome);
+        }
+        Workload::Bank => {
+            let accounts = json!({ "accounts": config.keys });
+            let op = Op { f: "read-all", key: "bank".into(), value: Some(accounts) };
+            let invoke = recorder.invoke(process, &op);
+            let outcome = crate::txn_workload::read_all(&client, config.keys).await;
+            recorder.complete(&invoke, &outcome);
+        }
     }
 }
 
@@ -627,6 +649,49 @@ fn check(
                 }
             );
             results.insert("ledger".into(), serde_json::to_value(&report).unwrap_or(Value::Null));
+            v
+        }
+        Workload::ListAppend => {
+            let (records, final_state) = crate::txn_workload::list_append_inputs(history);
+            match final_state {
+                Some(lists) => {
+                    let report = crate::txn_check::check_list_append(&records, &lists);
+                    valid &= report.valid;
+                    let v = report.summary();
+                    results.insert(
+                        "list-append".into(),
+                        serde_json::to_value(&report).unwrap_or(Value::Null),
+                    );
+                    v
+                }
+                None => {
+                    valid = false;
+                    results.insert(
+                        "list-append".into(),
+                        json!({ "valid": false, "error": "the final lists could not be read" }),
+                    );
+                    "no final state".into()
+                }
+            }
+        }
+        Workload::Bank => {
+            let mut reads = crate::txn_workload::bank_reads(history);
+            let final_process = config.concurrency as u64 * 1_000_000;
+            let last = reads.last().filter(|r| r.process == final_process).cloned();
+            if last.is_some() {
+                reads.pop();
+            }
+            let accounts = (0..config.keys).map(crate::txn_workload::account).collect();
+            let bank = crate::txn_check::BankConfig {
+                accounts,
+                total: crate::txn_workload::BANK_START * config.keys as i64,
+            };
+            let report =
+                crate::txn_check::check_bank(&bank, &reads, last.as_ref().map(|r| &r.balances));
+            let final_read = last.is_some();
+            valid &= report.valid && final_read;
+            let v = if final_read { report.summary() } else { "no final read".into() };
+            results.insert("bank".into(), serde_json::to_value(&report).unwrap_or(Value::Null));
             v
         }
         Workload::Set => {

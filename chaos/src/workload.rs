@@ -15,6 +15,8 @@
 //! |------------|------------|
 //! | `register` | per key of a few, which every process moves on from together after a while (`key_lifetime`, so that no key's history grows too long to check): `read`, `append` (a blind write) and compare-and-append (`append` with `expected_version` = the version this process last saw); checked for linearizability per key with [`crate::model::versioned`] |
 //! | `set`      | `add` of unique elements (inserts), then one final `read-all`; checked for lost and unexpected elements |
+//! | `list-append` | transactions of appends of unique elements and reads over a few keys; checked for G0, G1a/b/c, G-single, G2 and real-time anomalies ([`crate::txn_workload`], [`crate::txn_check`]) |
+//! | `bank`     | transfers between accounts of different shards (compare-and-set of two balances in one transaction) and reads of every balance in one transaction; the total never changes and no balance goes negative |
 //! | `ledger`   | `insert` of unique keys (the answer's shard, log index and checkpoint recorded), `read` of inserted keys, `checkpoint` of a shard from the process's node; every answer's proofs verified; at the end every checkpoint seen must be consistent with the final tree of its shard, and every acknowledged insert must be in its shard's log at the index it was given |
 
 use std::time::Duration;
@@ -32,6 +34,23 @@ pub enum Workload {
     Set,
     /// Inserts, reads and checkpoints, every proof verified; the log checked at the end.
     Ledger,
+    /// Transactions of appends and reads over a few keys.
+    ListAppend,
+    /// Transfers between accounts and reads of every balance.
+    Bank,
+}
+
+impl Workload {
+    /// The workload's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Register => "register",
+            Workload::Set => "set",
+            Workload::Ledger => "ledger",
+            Workload::ListAppend => "list-append",
+            Workload::Bank => "bank",
+        }
+    }
 }
 
 impl std::str::FromStr for Workload {
@@ -42,7 +61,11 @@ impl std::str::FromStr for Workload {
             "register" => Ok(Workload::Register),
             "set" => Ok(Workload::Set),
             "ledger" => Ok(Workload::Ledger),
-            other => Err(format!("unknown workload {other:?}; known: register, set, ledger")),
+            "list-append" => Ok(Workload::ListAppend),
+            "bank" => Ok(Workload::Bank),
+            other => Err(format!(
+                "unknown workload {other:?}; known: register, set, ledger, list-append, bank"
+            )),
         }
     }
 }
@@ -130,7 +153,9 @@ pub async fn run_op(client: &Client, op: &Op, timeout: Duration) -> Outcome {
     let done = tokio::time::timeout(timeout, perform(client, op)).await;
     match done {
         Ok(outcome) => outcome,
-        Err(_) if op.f == "read" || op.f == "checkpoint" => Outcome::Fail("timeout".into(), None),
+        Err(_) if matches!(op.f, "read" | "checkpoint" | "read-all") => {
+            Outcome::Fail("timeout".into(), None)
+        }
         Err(_) => Outcome::Info("timeout".into()),
     }
 }
@@ -182,6 +207,12 @@ async fn perform(client: &Client, op: &Op) -> Outcome {
                 Err(e) => read_failure(e),
             }
         }
+        "txn" => crate::txn_workload::list_append(client, op).await,
+        "read-all" => {
+            let n = op.value.as_ref().and_then(|v| v["accounts"].as_u64()).unwrap_or(0);
+            crate::txn_workload::read_all(client, n as usize).await
+        }
+        "transfer" => crate::txn_workload::transfer(client, op).await,
         other => Outcome::Fail(format!("unknown operation {other}"), None),
     }
 }

@@ -1,8 +1,10 @@
 //! The CI runs of the harness, with a fixed seed: 3 nodes, 2 shards, the register workload
 //! under partitions and kills with the nodes' clocks skewed by up to ten minutes either way
-//! (about 40 seconds) and the ledger workload under partitions,
-//! kills and pauses (20 seconds), where every checker must pass; and a run against nodes with a
-//! deliberate bug, which must fail. `BLOCKDB_CHAOS_TIME`
+//! (about 40 seconds), the ledger workload under partitions, kills and pauses, and the
+//! list-append and bank workloads under partitions and kills (20 seconds each), where every
+//! checker must pass; and runs against nodes with a deliberate bug (followers serving
+//! "linearizable" reads without the read index; transactions whose checks are skipped), which
+//! must fail. `BLOCKDB_CHAOS_TIME`
 //! (seconds) and `BLOCKDB_CHAOS_SEED` run it longer or with another seed; `blockdb-chaos run` is
 //! the same thing from the command line.
 
@@ -53,6 +55,58 @@ async fn a_short_register_run_under_partitions_and_kills_passes_every_checker() 
     let history = std::fs::read_to_string(result.dir.join("history.jsonl")).unwrap();
     assert!(history.lines().filter(|l| l.contains("\"type\":\"ok\"")).count() > 100);
     assert!(result.dir.join("nemesis.jsonl").exists());
+}
+
+/// A transactional workload's short run under partitions and kills; its checker must pass.
+async fn transactional_run(workload: Workload, keys: usize) -> serde_json::Value {
+    let out = tempfile::tempdir().expect("tempdir");
+    let config = RunConfig {
+        nodes: 3,
+        shards: 2,
+        workload,
+        faults: vec![Fault::Partition, Fault::Kill],
+        time: Duration::from_secs(env_u64("BLOCKDB_CHAOS_TXN_TIME", 20)),
+        seed: env_u64("BLOCKDB_CHAOS_SEED", 7),
+        concurrency: 6,
+        rate: 40.0,
+        keys,
+        key_lifetime: Duration::from_secs(600),
+        fault_interval: Duration::from_secs(4),
+        out_dir: out.path().to_owned(),
+        blockdb: common::blockdb_binary(),
+        node_args: vec!["--txn-timeout-ms=2000".into()],
+        clock_skew: None,
+    };
+    let result = run(config).await.expect("the run completes");
+    eprintln!("{}", result.summary);
+    let text = std::fs::read(result.dir.join("results.json")).expect("results.json");
+    let results: serde_json::Value = serde_json::from_slice(&text).expect("JSON");
+    assert!(result.valid, "{result:?}\n{results:#}");
+    assert!(results["faults_injected"].as_u64() >= Some(2), "{results:#}");
+    // The saved history checks again, alone.
+    let model = if workload == Workload::Bank { "bank" } else { "list-append" };
+    let history = result.dir.join("history.jsonl");
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_blockdb-chaos"))
+        .args(["check", history.to_str().expect("utf-8 path"), "--model", model])
+        .output()
+        .expect("blockdb-chaos check runs");
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stdout));
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_list_append_run_under_partitions_and_kills_shows_no_anomaly() {
+    let results = transactional_run(Workload::ListAppend, 6).await;
+    let report = &results["checkers"]["list-append"];
+    assert!(report["ok"].as_u64() >= Some(50), "{results:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_bank_run_under_partitions_and_kills_keeps_the_total() {
+    let results = transactional_run(Workload::Bank, 8).await;
+    let report = &results["checkers"]["bank"];
+    assert!(report["reads"].as_u64() >= Some(10), "{results:#}");
+    assert_eq!(report["final_checked"], true, "{results:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,4 +204,32 @@ async fn damaged_storage_files_of_a_follower_never_make_the_cluster_lie() {
             "{line}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_catches_transactions_whose_checks_are_skipped() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let config = RunConfig {
+        nodes: 3,
+        shards: 2,
+        workload: Workload::Bank,
+        faults: Vec::new(),
+        time: Duration::from_secs(env_u64("BLOCKDB_CHAOS_BUG_TIME", 10)),
+        seed: env_u64("BLOCKDB_CHAOS_SEED", 7),
+        concurrency: 8,
+        rate: 200.0,
+        keys: 4,
+        key_lifetime: Duration::from_secs(600),
+        fault_interval: Duration::from_secs(4),
+        out_dir: out.path().to_owned(),
+        blockdb: common::blockdb_binary(),
+        node_args: vec!["--unsafe-txn-skip-checks".into()],
+        clock_skew: None,
+    };
+    let result = run(config).await.expect("the run completes");
+    eprintln!("{}", result.summary);
+    let text = std::fs::read(result.dir.join("results.json")).expect("results.json");
+    let results: serde_json::Value = serde_json::from_slice(&text).expect("JSON");
+    assert!(!result.valid, "the broken build passed: {results:#}");
+    assert!(results["checkers"]["bank"]["bad_reads"].as_u64() > Some(0), "{results:#}");
 }

@@ -16,6 +16,8 @@
 //! checkpoints are observed like a stale read's (proven consistent with the trusted ones, older
 //! or newer, since concurrent calls may have moved them past the transaction); then every read
 //! that found a version is proven by a Get of that version. Only then is the result returned.
+//! An interactive transaction ([`Client::begin`], [`crate::transaction`]) proves each read as
+//! it is answered, the same way, and checks its commit's answer as `transact` does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +25,7 @@ use std::time::Duration;
 use blockdb_proto::v1 as pb;
 use blockdb_proto::v1::ledger_client::LedgerClient;
 use blockdb_verifier::{
-    Checkpoint, ConsistencyProof, LogIndex, Record, ShardId, TreeSize, TrustPolicy,
+    Checkpoint, ConsistencyProof, LogIndex, Record, ShardId, TreeSize, TrustPolicy, TxnId,
     VerifiedCheckpoint, verify_bundle,
 };
 use tokio::sync::Mutex;
@@ -34,13 +36,14 @@ use crate::connection::{Connection, Effect, Settings, to_error};
 use crate::convert;
 use crate::error::{ClientError, VerifyError};
 use crate::store::TrustStore;
+use crate::transaction::Transaction;
 use crate::trust::{Observation, Settled, TrustedState};
 use crate::txn::{self, TxnOp, TxnRead, TxnResult};
 
 /// Most bytes of a Transact answer the client decodes: its receipt repeats every value written,
 /// and its reads carry theirs, so it may be far larger than the 4 MiB of other answers; the
 /// bound keeps a server from making the client hold any amount.
-const TXN_ANSWER_BYTES_MAX: usize = 64 << 20;
+pub(crate) const TXN_ANSWER_BYTES_MAX: usize = 64 << 20;
 
 /// How the client reaches and trusts a cluster.
 #[derive(Debug, Clone)]
@@ -127,9 +130,9 @@ pub struct VerifiedRead {
 
 /// A BlockDB client.
 pub struct Client {
-    config: ClientConfig,
-    conn: Connection,
-    shards: u32,
+    pub(crate) config: ClientConfig,
+    pub(crate) conn: Connection,
+    pub(crate) shards: u32,
     origins: Vec<String>,
     state: Mutex<TrustedState>,
     store: Arc<dyn TrustStore>,
@@ -284,6 +287,33 @@ impl Client {
             async move { c.max_decoding_message_size(TXN_ANSWER_BYTES_MAX).transact(req).await }
         });
         let checked = txn::check(ops, r.await?, &self.config.policy, self.shards)?;
+        self.take_in_txn(checked).await
+    }
+
+    /// Begins an interactive transaction on one node of the cluster, which serves every later
+    /// call of it ([`Transaction`]): reads and writes one at a time, each locking its key, then
+    /// [`Transaction::commit`] or [`Transaction::abort`]. Begun again on the next node when the
+    /// answer does not come; a transaction begun but never answered holds nothing and ends at
+    /// its deadline.
+    ///
+    /// # Errors
+    /// [`ClientError::Unavailable`] when no node answers or the node has too many open
+    /// transactions; a [`VerifyError`] for a malformed transaction id.
+    pub async fn begin(&self) -> Result<Transaction<'_>, ClientError> {
+        Transaction::begin(self).await
+    }
+
+    /// Takes in the checked answer of a committed transaction and returns it verified: the
+    /// receipt's checkpoints are observed like a stale read's (proven consistent with the
+    /// trusted ones, older or newer, since concurrent calls may have moved them past the
+    /// transaction), then every read that found a version is proven by a Get of that version.
+    ///
+    /// # Errors
+    /// As [`Client::transact`], once the transaction committed.
+    pub(crate) async fn take_in_txn(
+        &self,
+        checked: txn::Checked,
+    ) -> Result<TxnResult, ClientError> {
         // The transaction committed: a failure to prove more of it must not pass for one that
         // left its outcome open without saying which transaction it was.
         let committed = |e: ClientError| match e {
@@ -303,22 +333,11 @@ impl Client {
         }
         let mut reads = Vec::with_capacity(checked.reads.len());
         for (key, version, value) in checked.reads {
-            let proof = match version {
-                0 => None,
-                v => Some(
-                    self.get(&key, Some(v), Consistency::Linearizable).await.map_err(committed)?,
-                ),
-            };
-            if proof.as_ref().is_some_and(|p| p.record.value != value) {
-                return Err(VerifyError::Mismatch(format!(
-                    "transaction {}: read \"{}\" version {version} with another value than \
-                     its record's",
-                    checked.txn_id,
-                    key.escape_ascii()
-                ))
-                .into());
-            }
-            reads.push(TxnRead { key, version, value, proof });
+            reads.push(
+                self.prove_txn_read(checked.txn_id, key, version, value)
+                    .await
+                    .map_err(committed)?,
+            );
         }
         Ok(TxnResult {
             txn_id: checked.txn_id,
@@ -326,6 +345,45 @@ impl Client {
             writes: checked.writes,
             receipt: checked.receipt,
         })
+    }
+
+    /// Proves a read of transaction `txn_id`, which found `key` at `version` with `value`: by a
+    /// linearizable Get of that version, whose record must hold that value. A read of version 0
+    /// is not proven (see [`crate::txn`]).
+    ///
+    /// # Errors
+    /// A [`VerifyError`] when the record does not verify, holds another value, or its Get is
+    /// refused (the server said that version exists); [`ClientError::Unavailable`].
+    pub(crate) async fn prove_txn_read(
+        &self,
+        txn_id: TxnId,
+        key: Vec<u8>,
+        version: u64,
+        value: Option<Vec<u8>>,
+    ) -> Result<TxnRead, ClientError> {
+        let proof = match version {
+            0 => None,
+            v => Some(self.get(&key, Some(v), Consistency::Linearizable).await.map_err(|e| {
+                match e {
+                    ClientError::Rejected { code, message, .. } => VerifyError::Mismatch(format!(
+                        "transaction {txn_id}: the proof of its read of \"{}\" version {v} was \
+                         refused ({code}): {message}",
+                        key.escape_ascii()
+                    ))
+                    .into(),
+                    other => other,
+                }
+            })?),
+        };
+        if proof.as_ref().is_some_and(|p| p.record.value != value) {
+            return Err(VerifyError::Mismatch(format!(
+                "transaction {txn_id}: read \"{}\" version {version} with another value than \
+                 its record's",
+                key.escape_ascii()
+            ))
+            .into());
+        }
+        Ok(TxnRead { key, version, value, proof })
     }
 
     /// The record of `key` at `version` (the latest if `None`), verified.

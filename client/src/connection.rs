@@ -6,6 +6,12 @@
 //! membership change may wait minutes for a new node to catch up, where a read waits seconds,
 //! and both go through the same channels. Nothing here verifies anything; [`crate::Client`]
 //! and [`crate::ClusterAdmin`] decide what an answer is worth.
+//!
+//! An interactive transaction lives on the node that began it, so its calls are pinned to that
+//! endpoint ([`Connection::call_on`]): never sent elsewhere, and sent again only when the node
+//! certainly did not get them or, for a call that may be repeated, when no answer came. An answer
+//! with the server's error code is final there: the node has acted on the call (and usually
+//! ended the transaction).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -51,6 +57,10 @@ impl Default for Settings {
         }
     }
 }
+
+/// One of a connection's endpoints, by its position in the configured list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EndpointId(usize);
 
 /// Channels to the endpoints, used in turn.
 #[derive(Debug)]
@@ -105,21 +115,84 @@ impl Connection {
         F: Fn(LedgerClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        Ok(self.attempts(effect, timeout, None, f).await?.0)
+    }
+
+    /// As [`Connection::call`], and says which endpoint answered, for the calls that must
+    /// follow on the same node ([`Connection::call_on`]).
+    ///
+    /// # Errors
+    /// As [`Connection::call_within`].
+    pub async fn call_answered<T, F, Fut>(
+        &self,
+        effect: Effect,
+        f: F,
+    ) -> Result<(T, EndpointId), ClientError>
+    where
+        F: Fn(LedgerClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.attempts(effect, self.settings.timeout, None, f).await
+    }
+
+    /// Calls `f` on `endpoint` only, each attempt limited to `timeout`, retrying there (with
+    /// backoff, at most `retries` times) only the failures that carry no error code of the
+    /// server and that `effect` allows: a call that certainly did not arrive, and, when it may be
+    /// repeated, one whose answer did not come.
+    ///
+    /// # Errors
+    /// The last attempt's failure ([`to_error`]).
+    pub async fn call_on<T, F, Fut>(
+        &self,
+        endpoint: EndpointId,
+        effect: Effect,
+        timeout: Duration,
+        f: F,
+    ) -> Result<T, ClientError>
+    where
+        F: Fn(LedgerClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        Ok(self.attempts(effect, timeout, Some(endpoint), f).await?.0)
+    }
+
+    /// The attempts of one call: on `pinned` only when it is set, else on the endpoints in
+    /// turn. Bounded by `retries` + 1 attempts.
+    async fn attempts<T, F, Fut>(
+        &self,
+        effect: Effect,
+        timeout: Duration,
+        pinned: Option<EndpointId>,
+        f: F,
+    ) -> Result<(T, EndpointId), ClientError>
+    where
+        F: Fn(LedgerClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
         let mut backoff = self.settings.backoff;
         let mut attempt = 0;
         loop {
-            let i = self.next.load(Ordering::Relaxed) % self.channels.len();
+            let i = match pinned {
+                Some(EndpointId(i)) => i,
+                None => self.next.load(Ordering::Relaxed),
+            } % self.channels.len();
             let client = LedgerClient::new(self.channels[i].clone());
             let status = match tokio::time::timeout(timeout, f(client)).await {
-                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Ok(response)) => return Ok((response.into_inner(), EndpointId(i))),
                 Ok(Err(status)) => status,
                 Err(_) => tonic::Status::deadline_exceeded("the call timed out"),
             };
-            if attempt >= self.settings.retries || !retryable(&status, effect) {
+            let again = match pinned {
+                Some(_) => retryable_on_the_same_node(&status, effect),
+                None => retryable(&status, effect),
+            };
+            if attempt >= self.settings.retries || !again {
                 return Err(to_error(status));
             }
             attempt += 1;
-            self.next.fetch_add(1, Ordering::Relaxed);
+            if pinned.is_none() {
+                self.next.fetch_add(1, Ordering::Relaxed);
+            }
             let jitter = rand::random_range(0.5..1.0);
             tokio::time::sleep(backoff.mul_f64(jitter)).await;
             backoff = (backoff * 2).min(self.settings.backoff_max);
@@ -140,6 +213,14 @@ fn retryable(status: &tonic::Status, effect: Effect) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether a failed call pinned to one node may be sent to it again: only a failure without
+/// the server's error code (the transport's, or the client's own time limit) that [`retryable`]
+/// allows. With a code, the node answered, and its answer stands: `not_leader` or `unavailable`
+/// from an interactive transaction's step mean that the node aborted the transaction.
+fn retryable_on_the_same_node(status: &tonic::Status, effect: Effect) -> bool {
+    status.metadata().get("blockdb-error-code").is_none() && retryable(status, effect)
 }
 
 /// The client error of a failed call: the server's refusals (its stable code in the
@@ -204,5 +285,27 @@ mod tests {
             to_error(with_code(DeadlineExceeded, Some("timeout"))),
             ClientError::Unavailable(_)
         ));
+    }
+
+    #[test]
+    fn a_node_that_answered_is_not_asked_again() {
+        use tonic::Code::*;
+        // The call did not arrive: sent again, whatever it does.
+        let s = with_code(Unavailable, None);
+        assert!(retryable_on_the_same_node(&s, Effect::Once), "{s}");
+        // No answer came: sent again only if repeating it is harmless.
+        for s in [with_code(DeadlineExceeded, None), with_code(Cancelled, None)] {
+            assert!(retryable_on_the_same_node(&s, Effect::Repeatable), "{s}");
+            assert!(!retryable_on_the_same_node(&s, Effect::Once), "{s}");
+        }
+        // The node answered, even with a code that other calls retry elsewhere.
+        for s in [
+            with_code(Unavailable, Some("not_leader")),
+            with_code(Unavailable, Some("unavailable")),
+            with_code(DeadlineExceeded, Some("timeout")),
+            with_code(Aborted, Some("deadlock")),
+        ] {
+            assert!(!retryable_on_the_same_node(&s, Effect::Repeatable), "{s}");
+        }
     }
 }

@@ -13,6 +13,8 @@
 //! - `connection`: the channels, time limits and retries both share.
 //! - [`trust`]: the trusted state and its transitions (no I/O).
 //! - [`txn`]: transactions' operations and results, and the checks of an answer (no I/O).
+//! - [`transaction`]: interactive transactions ([`Client::begin`]), pinned to the node that
+//!   began them.
 //! - [`store`]: where the trusted state is kept between runs.
 //!
 //! ```no_run
@@ -38,6 +40,7 @@ mod connection;
 mod convert;
 pub mod error;
 pub mod store;
+pub mod transaction;
 pub mod trust;
 pub mod txn;
 
@@ -50,5 +53,6 @@ pub use cluster::{
 };
 pub use error::{ClientError, VerifyError};
 pub use store::{FileStore, MemoryStore, StoreError, TrustStore};
+pub use transaction::Transaction;
 pub use trust::{Observation, TrustedState};
 pub use txn::{TxnOp, TxnRead, TxnResult, TxnWrite};

@@ -16,6 +16,10 @@
 //!  each read proven by a Get of the version it names
 //! ```
 //!
+//! An interactive transaction's commit ([`crate::Transaction::commit`]) is checked by the same
+//! `check`, with the writes and checks the transaction sent as its operations: the answer has
+//! no reads (each was proven when it was answered).
+//!
 //! What a receipt does not prove: that a read saw the latest version when the transaction ran,
 //! or that a key read as absent (version 0) had no version. Ledger proofs show what is in a log,
 //! not what is missing from it; the reads that found a version are proven to be that version's
@@ -112,6 +116,19 @@ impl TxnOp {
         pb::TxnOp { op: Some(op) }
     }
 
+    /// The op of an interactive transaction's TxnWrite; `None` for a read, which TxnRead asks.
+    pub(crate) fn to_write_proto(&self) -> Option<pb::txn_write_request::Op> {
+        use pb::txn_write_request::Op;
+        Some(match self.clone() {
+            TxnOp::Read { .. } => return None,
+            TxnOp::Insert { key, value } => Op::Insert(pb::TxnInsert { key, value }),
+            TxnOp::Append { key, value, expected_version } => {
+                Op::Append(pb::TxnAppend { key, value, expected_version })
+            }
+            TxnOp::Check { key, version } => Op::Check(pb::TxnCheck { key, version }),
+        })
+    }
+
     /// The value and the version it must be written at (when that is known), for a write.
     fn write(&self) -> Option<(&[u8], Option<u64>)> {
         match self {
@@ -179,7 +196,8 @@ fn mismatch(message: String) -> ClientError {
     VerifyError::Mismatch(message).into()
 }
 
-fn txn_id(raw: &[u8]) -> Result<TxnId, VerifyError> {
+/// A transaction id from an answer: 16 bytes, not all zero.
+pub(crate) fn txn_id(raw: &[u8]) -> Result<TxnId, VerifyError> {
     match <[u8; 16]>::try_from(raw) {
         Ok(id) if !TxnId(id).is_none() => Ok(TxnId(id)),
         _ => Err(VerifyError::Malformed(format!(

@@ -157,3 +157,31 @@ async fn a_node_joins_catches_up_and_leaves() {
     drop(client);
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_transaction_stays_on_the_node_that_began_it() {
+    let mut cluster = must_serve_cluster(3, 2).await;
+    cluster.must_converge(1, &[1, 2, 3], CONVERGE).await;
+    let endpoints = [1, 2, 3].map(|id| cluster.node(id).url()).to_vec();
+    let config = ClientConfig::new(endpoints, cluster.policy());
+    let client = Client::connect(config, Arc::new(MemoryStore::default())).await.expect("connect");
+
+    // Phase 1: begun on node 1, the first endpoint, which serves its calls.
+    let mut t = client.begin().await.expect("begin");
+    t.insert(b"pinned", b"v").await.expect("insert");
+    assert_eq!(t.read(b"other").await.expect("read").version, 0);
+
+    // Phase 2: node 1 stops. The transaction's calls are not sent to the other nodes, which
+    // would answer that they have no such transaction: they fail as unavailable.
+    cluster.nodes.remove(&1).expect("node 1 runs").stop().await;
+    let e = t.read(b"another").await.expect_err("node 1 is gone");
+    assert!(matches!(e, ClientError::Unavailable(_)), "{e}");
+    let e = t.commit().await.expect_err("node 1 is gone");
+    assert!(matches!(e, ClientError::Unavailable(_)), "{e}");
+
+    // Phase 3: a new transaction begins on another node.
+    let t = client.begin().await.expect("begin on node 2");
+    t.abort().await.expect("abort");
+    drop(client);
+    cluster.stop().await;
+}

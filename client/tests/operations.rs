@@ -1,10 +1,11 @@
 //! Every client operation against a real node: writes, reads of every kind, entries,
-//! checkpoints, consistency proofs, transactions; and the trusted state that moves forward and
-//! survives a restart of the client through its file store.
+//! checkpoints, consistency proofs, transactions (one-shot and interactive); and the trusted
+//! state that moves forward and survives a restart of the client through its file store.
 
 mod common;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use blockdb_client::{Consistency, FileStore, TrustStore, TxnOp};
 use blockdb_verifier::{ShardId, verify_receipt};
@@ -123,6 +124,128 @@ async fn transactions_commit_across_shards_verified_or_abort_and_write_nothing()
     let reads = client.transact(&[TxnOp::read(a), TxnOp::read(b)]).await.expect("reads only");
     assert!(reads.receipt.is_none() && reads.writes.is_empty());
     assert!(reads.reads.iter().all(|r| r.proof.is_some()));
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_transfer_across_shards_commits_verified() {
+    let served = common::must_serve(2).await;
+    let client = served.client().await;
+    let (a, b) = (key_in(&client, 0, "a"), key_in(&client, 1, "b"));
+    client.insert(&a, b"100").await.expect("insert a");
+    client.insert(&b, b"0").await.expect("insert b");
+
+    // Phase 1: read both balances, each proven by its record's bundle; move 30 from a to b.
+    let mut t = client.begin().await.expect("begin");
+    let read_a = t.read(&a).await.expect("read a");
+    assert_eq!((read_a.version, read_a.value.as_deref()), (1, Some(&b"100"[..])));
+    let proof = read_a.proof.as_ref().expect("a read that found a version is proven");
+    assert_eq!((proof.record.version, proof.shard), (1, ShardId(0)));
+    let read_b = t.read(&b).await.expect("read b");
+    assert_eq!((read_b.version, read_b.value.as_deref()), (1, Some(&b"0"[..])));
+    assert!(read_b.proof.is_some());
+    t.append(&a, b"70", Some(read_a.version)).await.expect("debit a");
+    t.append(&b, b"30", Some(read_b.version)).await.expect("credit b");
+    let txn_id = t.txn_id();
+
+    // Phase 2: the commit returns the transaction verified: its writes proven by the receipt,
+    // which verifies offline too and which the trusted state has taken in, and its reads.
+    let done = t.commit().await.expect("the transfer commits");
+    assert_eq!(done.txn_id, txn_id);
+    let reads: Vec<(&[u8], u64)> = done.reads.iter().map(|r| (&r.key[..], r.version)).collect();
+    assert_eq!(reads, [(&a[..], 1), (&b[..], 1)]);
+    let writes: Vec<(&[u8], ShardId, u64)> =
+        done.writes.iter().map(|w| (&w.key[..], w.shard, w.version)).collect();
+    assert_eq!(writes, [(&a[..], ShardId(0), 2), (&b[..], ShardId(1), 2)]);
+    let receipt = done.receipt.as_ref().expect("a transaction that wrote has a receipt");
+    assert_eq!(receipt.txn_id, txn_id);
+    let verified = verify_receipt(receipt, &served.policy()).expect("it verifies offline too");
+    assert_eq!(verified.decision.participants.len(), 2);
+    let trusted = client.trusted().await;
+    for (shard, cp) in &verified.checkpoints {
+        let kept = trusted.checkpoints().find(|k| k.origin == cp.checkpoint.origin);
+        assert!(kept.is_some_and(|k| k.size >= cp.checkpoint.size), "shard {}", shard.0);
+    }
+    for (key, value) in [(&a, &b"70"[..]), (&b, b"30")] {
+        let read = client.get(key, None, Consistency::Linearizable).await.expect("get");
+        assert_eq!((read.record.version, read.record.value.as_deref()), (2, Some(value)));
+    }
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_interactive_transaction_writes_nothing_and_frees_its_keys() {
+    let served = common::must_serve(2).await;
+    let client = served.client().await;
+    let (a, b) = (key_in(&client, 0, "a"), key_in(&client, 1, "b"));
+    client.insert(&a, b"a1").await.expect("insert");
+
+    // Phase 1: a transaction locks both keys and aborts; nothing is written.
+    let mut t = client.begin().await.expect("begin");
+    t.append(&a, b"never", Some(1)).await.expect("append a");
+    t.insert(&b, b"never").await.expect("insert b");
+    t.abort().await.expect("abort");
+    let read = client.get(&a, None, Consistency::Linearizable).await.expect("get a");
+    assert_eq!(read.record.version, 1);
+    let e = client.get(&b, None, Consistency::Linearizable).await.expect_err("b absent");
+    assert_eq!(e.code(), Some("not_found"));
+
+    // Phase 2: its locks are gone: another transaction takes both keys at once (a lock left
+    // held would make it wait until the first one's deadline) and commits.
+    let started = Instant::now();
+    let mut t = client.begin().await.expect("begin");
+    t.check(&a, 1).await.expect("check a");
+    t.insert(&b, b"b1").await.expect("insert b");
+    let done = t.commit().await.expect("commit");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert_eq!(done.writes.len(), 1);
+    assert!(done.reads.is_empty());
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_transactions_locking_two_keys_in_opposite_orders_one_is_a_deadlock_victim() {
+    let served = common::must_serve(2).await;
+    let client = served.client().await;
+    let (x, y) = (key_in(&client, 0, "x"), key_in(&client, 1, "y"));
+
+    // Phase 1: t1 holds x and t2 holds y; then t1 asks for y and, once it waits, t2 for x.
+    let mut t1 = client.begin().await.expect("begin t1");
+    let mut t2 = client.begin().await.expect("begin t2");
+    t1.append(&x, b"t1", None).await.expect("t1 takes x");
+    t2.append(&y, b"t2", None).await.expect("t2 takes y");
+    let started = Instant::now();
+    let (r1, r2) = tokio::join!(t1.append(&y, b"t1", None), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        t2.append(&x, b"t2", None).await
+    });
+    let took = started.elapsed();
+
+    // Phase 2: exactly one is the victim, told `deadlock` at once (not by a lock timeout), a
+    // conflict worth running again; the other gets its lock and commits.
+    let (winner, victim, e) = match (r1, r2) {
+        (Ok(()), Err(e)) => (t1, t2, e),
+        (Err(e), Ok(())) => (t2, t1, e),
+        (r1, r2) => panic!("expected one deadlock victim: {r1:?} {r2:?}"),
+    };
+    assert_eq!(e.code(), Some("deadlock"), "{e}");
+    assert!(e.is_txn_conflict() && !e.is_verification(), "{e}");
+    assert!(took < Duration::from_secs(5), "found in {took:?}: not by a timeout");
+    let done = winner.commit().await.expect("the other one commits");
+    assert_eq!(done.writes.len(), 2);
+
+    // Phase 3: the node aborted the victim: its commit finds no transaction, and only the
+    // winner wrote.
+    let victim_id = victim.txn_id();
+    let e = victim.commit().await.expect_err("the victim was aborted");
+    assert_eq!(e.code(), Some("not_found"), "{e}");
+    for key in [&x, &y] {
+        let read = client.get(key, None, Consistency::Linearizable).await.expect("get");
+        let entry = client.entry(read.shard, read.log_index.0).await.expect("entry");
+        let leaf = blockdb_verifier::Leaf::decode(&entry.leaf).expect("leaf");
+        assert_eq!((read.record.version, leaf.txn_id), (1, done.txn_id));
+        assert_ne!(leaf.txn_id, victim_id);
+    }
     served.stop().await;
 }
 

@@ -1,9 +1,10 @@
 //! A proxy between the client and a real node that tampers with answers: a flipped bit in a
 //! value, a wrong inclusion proof, a checkpoint signed by an unknown key, a checkpoint of a
 //! forked history signed with the node's own key, and a rollback to a smaller tree; and in
-//! transactions, a receipt with a flipped value bit, a forked checkpoint or a write left out, a
-//! write answered at another version, and a read answered with another value. Each is caught as
-//! a verification error and nothing from the answer reaches the caller.
+//! transactions (one-shot and interactive), a receipt with a flipped value bit, a forked
+//! checkpoint or a write left out, a write answered at another version, and a read answered with
+//! another value. Each is caught as a verification error and nothing from the answer reaches the
+//! caller.
 
 mod common;
 
@@ -101,7 +102,11 @@ impl Tamper {
         }
         match self.mode() {
             Mode::WrongWriteVersion => t.writes[0].version += 1,
-            Mode::WrongReadValue => t.reads[0].value = Some(b"forged".to_vec()),
+            Mode::WrongReadValue => {
+                if let Some(read) = t.reads.first_mut() {
+                    read.value = Some(b"forged".to_vec());
+                }
+            }
             _ => {}
         }
         t
@@ -130,6 +135,41 @@ impl Ledger for Tamper {
     ) -> Result<Response<pb::TransactResponse>, Status> {
         let t = self.upstream.clone().transact(r.into_inner()).await?.into_inner();
         Ok(Response::new(self.transaction(t)))
+    }
+    async fn txn_begin(
+        &self,
+        r: Request<pb::TxnBeginRequest>,
+    ) -> Result<Response<pb::TxnBeginResponse>, Status> {
+        self.upstream.clone().txn_begin(r.into_inner()).await
+    }
+    async fn txn_read(
+        &self,
+        r: Request<pb::TxnReadRequest>,
+    ) -> Result<Response<pb::TxnReadResult>, Status> {
+        let mut read = self.upstream.clone().txn_read(r.into_inner()).await?.into_inner();
+        if self.mode() == Mode::WrongReadValue {
+            read.value = Some(b"forged".to_vec());
+        }
+        Ok(Response::new(read))
+    }
+    async fn txn_write(
+        &self,
+        r: Request<pb::TxnWriteRequest>,
+    ) -> Result<Response<pb::TxnWriteResponse>, Status> {
+        self.upstream.clone().txn_write(r.into_inner()).await
+    }
+    async fn txn_commit(
+        &self,
+        r: Request<pb::TxnCommitRequest>,
+    ) -> Result<Response<pb::TransactResponse>, Status> {
+        let t = self.upstream.clone().txn_commit(r.into_inner()).await?.into_inner();
+        Ok(Response::new(self.transaction(t)))
+    }
+    async fn txn_abort(
+        &self,
+        r: Request<pb::TxnAbortRequest>,
+    ) -> Result<Response<pb::TxnAbortResponse>, Status> {
+        self.upstream.clone().txn_abort(r.into_inner()).await
     }
     async fn get(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::ProofBundle>, Status> {
         let b = self.upstream.clone().get(r.into_inner()).await?.into_inner();
@@ -341,5 +381,62 @@ async fn tampered_transaction_answers_are_caught() {
     let done = client.transact(&reads).await.expect("honest again");
     let versions: Vec<u64> = done.reads.iter().map(|r| r.version).collect();
     assert_eq!(versions, [6, 6], "every tampered transaction committed all the same");
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_interactive_transaction_answers_are_caught() {
+    let served = common::must_serve(2).await;
+    let mode = Arc::new(Mutex::new(Mode::Honest));
+    let proxy = must_proxy(&served, Arc::clone(&mode)).await;
+    let config = ClientConfig::new(vec![format!("http://{proxy}")], served.policy());
+    let client = Client::connect(config, Arc::new(MemoryStore::default())).await.expect("connect");
+    let set = |m| *mode.lock().expect("lock") = m;
+    let a = b"alice".to_vec();
+    let b = (0..)
+        .map(|n| format!("bob{n}").into_bytes())
+        .find(|k| client.shard_of(k) != client.shard_of(&a))
+        .expect("a key in the other shard");
+
+    // Honest: both keys written, across the two shards.
+    let mut t = client.begin().await.expect("begin");
+    t.insert(&a, b"a1").await.expect("insert a");
+    t.insert(&b, b"b1").await.expect("insert b");
+    t.commit().await.expect("honest commit");
+    let trusted = client.trusted().await;
+
+    // Each of these commits takes effect on the node; the client refuses the tampered answer,
+    // through the same checks as a one-shot transaction's.
+    for (m, what) in [
+        (Mode::FlipValueBit, "a flipped value bit in the receipt"),
+        (Mode::Fork, "a receipt against a forked checkpoint"),
+        (Mode::UnknownKey, "a receipt signed by an unknown key"),
+        (Mode::DropReceiptWrite, "a write left out of the receipt"),
+        (Mode::WrongWriteVersion, "a write answered at another version"),
+    ] {
+        set(m);
+        let mut t = client.begin().await.expect("begin");
+        t.append(&a, what.as_bytes(), None).await.expect("append a");
+        t.append(&b, what.as_bytes(), None).await.expect("append b");
+        let e = must_be_verification(t.commit().await, what);
+        println!("interactive, {what}: {e}");
+    }
+    assert_eq!(client.trusted().await, trusted, "no refused receipt moved the trusted state");
+
+    // A read answered with another value than its record's is refused.
+    set(Mode::WrongReadValue);
+    let mut t = client.begin().await.expect("begin");
+    let e = must_be_verification(t.read(&a).await, "a forged read");
+    println!("interactive, a forged read: {e}");
+    t.abort().await.expect("abort");
+
+    // Honest answers still verify.
+    set(Mode::Honest);
+    let mut t = client.begin().await.expect("begin");
+    for key in [&a, &b] {
+        let read = t.read(key).await.expect("honest read");
+        assert_eq!(read.version, 6, "every tampered transaction committed all the same");
+    }
+    t.abort().await.expect("abort");
     served.stop().await;
 }

@@ -123,6 +123,10 @@ pub struct ServeArgs {
     /// crash tests: `after-begin`, `after-first-prepare`, `after-decide`.
     #[arg(long, hide = true)]
     pub txn_crash_at: Option<crate::node::TxnCrashPoint>,
+    /// Breaks transactions on purpose (their checks are not enforced), for the chaos harness's
+    /// self-test.
+    #[arg(long, hide = true)]
+    pub unsafe_txn_skip_checks: bool,
 }
 
 /// How logs are written.
@@ -256,6 +260,10 @@ impl ServeConfig {
             node.txn_timeout_ms = v;
         }
         node.txn_crash_at = args.txn_crash_at;
+        node.unsafe_txn_skip_checks = args.unsafe_txn_skip_checks;
+        if node.unsafe_txn_skip_checks {
+            eprintln!("blockdb: --unsafe-txn-skip-checks: transactions are NOT serializable");
+        }
         if let Some(point) = node.txn_crash_at {
             eprintln!("blockdb: --txn-crash-at {point:?}: this node exits in the middle of 2PC");
         }

@@ -217,7 +217,7 @@ impl Nodes {
 
 #[test]
 fn interactive_transactions_lock_read_write_and_commit_or_abort() {
-    let c = Cluster::start(3, 2, &[]);
+    let c = Cluster::start(3, 2, &["--txn-timeout-ms", "3000"]);
     let (a, b) = (&keys_in("i", 0, 2, 1)[0], &keys_in("i", 1, 2, 1)[0]);
     let via = c.node(1);
     let (code, body) = txn(via, &[insert(a, "10"), insert(b, "20")]);
@@ -299,6 +299,19 @@ fn interactive_transactions_lock_read_write_and_commit_or_abort() {
     let (code, body) = txn(c.node(2), &[append(b, "free", None)]);
     assert_eq!(code, 200, "{body}");
     assert!(started.elapsed() < Duration::from_secs(2));
+
+    // A transaction left open past its timeout is aborted: its locks go, its commit is refused.
+    let (_, begun) = via.send("POST", "/v1/txn/begin", "");
+    let t = begun["txn_id"].as_str().unwrap();
+    let (code, _) =
+        via.send("POST", &format!("/v1/txn/{t}/write"), &append(b, "late", None).to_string());
+    assert_eq!(code, 204);
+    std::thread::sleep(Duration::from_millis(3_500));
+    let (code, body) = via.send("POST", &format!("/v1/txn/{t}/commit"), "");
+    assert_eq!((code, body["code"].as_str()), (404, Some("not_found")), "{body}");
+    let (code, body) = txn(c.node(2), &[read(b), append(b, "after", None)]);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(value_of(&body["reads"][0]).as_deref(), Some("free"), "the expired write is gone");
 }
 
 #[test]

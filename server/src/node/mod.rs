@@ -103,6 +103,9 @@ pub struct NodeConfig {
     pub txn_timeout_ms: u64,
     /// A test setting: exit abruptly at this step of two-phase commit when coordinating.
     pub txn_crash_at: Option<TxnCrashPoint>,
+    /// Breaks transactions on purpose, for the chaos harness's self-test: their checks (expected
+    /// versions, versions read) are dropped before they reach the Raft log.
+    pub unsafe_txn_skip_checks: bool,
 }
 
 /// A step of two-phase commit at which `--txn-crash-at` makes the coordinator's node exit.
@@ -160,6 +163,7 @@ impl NodeConfig {
             clock_skew_ms: 0,
             txn_timeout_ms: 10_000,
             txn_crash_at: None,
+            unsafe_txn_skip_checks: false,
         }
     }
 }

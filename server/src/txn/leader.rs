@@ -404,8 +404,9 @@ async fn apply(
     lock(node, shard, txn, &part, deadline).await?;
     let keys: Vec<Vec<u8>> = part.writes.iter().map(|w| w.key.clone()).collect();
     let reads = part.reads.clone();
-    let command =
-        TxnCommand::Apply { txn, reads: part.reads, checks: part.checks, writes: part.writes };
+    // The deliberate bug of `--unsafe-txn-skip-checks`.
+    let checks = if node.config().unsafe_txn_skip_checks { Vec::new() } else { part.checks };
+    let command = TxnCommand::Apply { txn, reads: part.reads, checks, writes: part.writes };
     match propose(node, shard, command, deadline).await? {
         TxnOutcome::Committed { reads: versions, writes, decision } => {
             let view = node.view(shard, Consistency::Stale).await?;
@@ -476,6 +477,10 @@ async fn prepare(
         }
     }
     drop(view);
+    if node.config().unsafe_txn_skip_checks {
+        // The deliberate bug of `--unsafe-txn-skip-checks`.
+        checks.clear();
+    }
     let command = TxnCommand::Prepare { txn, coordinator, checks, writes: part.writes };
     match propose(node, shard, command, deadline).await? {
         TxnOutcome::Prepared(true) => {

@@ -48,6 +48,20 @@ pub struct Sessions {
     open: Mutex<HashMap<TxnId, Session>>,
 }
 
+/// A session taken by one request; freed when dropped.
+struct Busy<'a> {
+    sessions: &'a Sessions,
+    txn: TxnId,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.sessions.lock().get_mut(&self.txn) {
+            s.busy = false;
+        }
+    }
+}
+
 /// Open interactive transactions per node, at most.
 pub const SESSIONS_MAX: usize = 10_000;
 
@@ -72,8 +86,10 @@ impl Sessions {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes the session for one request: its deadline; refuses an unknown, expired or busy one.
-    fn take(&self, txn: TxnId) -> Result<Instant, RequestError> {
+    /// Takes the session for one request: its deadline, and a guard that frees the session
+    /// again when the request ends, however it ends (the caller may go away mid-request);
+    /// refuses an unknown, expired or busy one.
+    fn take(&self, txn: TxnId) -> Result<(Instant, Busy<'_>), RequestError> {
         let mut open = self.lock();
         let s = open.get_mut(&txn).ok_or_else(|| unknown(txn))?;
         if Instant::now() >= s.deadline {
@@ -86,12 +102,11 @@ impl Sessions {
             ));
         }
         s.busy = true;
-        Ok(s.deadline)
+        Ok((s.deadline, Busy { sessions: self, txn }))
     }
 
-    fn put_back(&self, txn: TxnId, f: impl FnOnce(&mut Session)) {
+    fn update(&self, txn: TxnId, f: impl FnOnce(&mut Session)) {
         if let Some(s) = self.lock().get_mut(&txn) {
-            s.busy = false;
             f(s);
         }
     }
@@ -143,7 +158,7 @@ pub fn begin(node: &Node) -> Result<(TxnId, Duration), RequestError> {
 /// could not be taken (the transaction is then aborted); bad keys; `unavailable`.
 pub async fn read(node: &Arc<Node>, txn: TxnId, key: Vec<u8>) -> Result<ReadResult, RequestError> {
     node.check_record(&key, None)?;
-    let deadline = node.sessions().take(txn)?;
+    let (deadline, _busy) = node.sessions().take(txn)?;
     let shard = node.shard_of(&key);
     let step = Step::Lock {
         txn,
@@ -154,7 +169,7 @@ pub async fn read(node: &Arc<Node>, txn: TxnId, key: Vec<u8>) -> Result<ReadResu
     };
     match route(node, shard, step, deadline).await {
         Ok(StepReply::Locked { read: Some((version, value)) }) => {
-            node.sessions().put_back(txn, |s| {
+            node.sessions().update(txn, |s| {
                 s.shards.insert(shard);
                 if !s.reads.iter().any(|(k, _)| *k == key) && !writes(&s.ops, &key) {
                     s.reads.push((key.clone(), version));
@@ -191,7 +206,7 @@ pub async fn write(node: &Arc<Node>, txn: TxnId, op: TxnOp) -> Result<(), Reques
         }
     };
     node.check_record(op.key(), value)?;
-    let deadline = node.sessions().take(txn)?;
+    let (deadline, _busy) = node.sessions().take(txn)?;
     let key = op.key().to_vec();
     let exclusive = value.is_some();
     let shard = node.shard_of(&key);
@@ -205,7 +220,7 @@ pub async fn write(node: &Arc<Node>, txn: TxnId, op: TxnOp) -> Result<(), Reques
     match route(node, shard, step, deadline).await {
         Ok(StepReply::Locked { .. }) => {
             let mut refused = None;
-            node.sessions().put_back(txn, |s| {
+            node.sessions().update(txn, |s| {
                 s.shards.insert(shard);
                 if exclusive && writes(&s.ops, &key) {
                     refused = Some(RequestError::new(
@@ -233,7 +248,6 @@ fn left_ms(deadline: Instant) -> u64 {
 /// failure was bad input, and the error goes back.
 async fn fail(node: &Arc<Node>, txn: TxnId, shard: ShardId, e: RequestError) -> RequestError {
     if e.code == ErrorCode::InvalidArgument {
-        node.sessions().put_back(txn, |_| {});
         return e;
     }
     if let Some(mut s) = node.sessions().remove(txn) {
@@ -258,7 +272,7 @@ async fn release(node: &Arc<Node>, txn: TxnId, shards: &BTreeSet<ShardId>) {
 /// # Errors
 /// `not_found` for an unknown or ended transaction; otherwise as a one-shot transaction.
 pub async fn commit(node: &Arc<Node>, txn: TxnId) -> Result<TxnOutput, RequestError> {
-    node.sessions().take(txn)?;
+    let (_, _busy) = node.sessions().take(txn)?;
     let Some(s) = node.sessions().remove(txn) else { return Err(unknown(txn)) };
     let mut ops: Vec<TxnOp> = s
         .reads
@@ -282,7 +296,7 @@ pub async fn commit(node: &Arc<Node>, txn: TxnId) -> Result<TxnOutput, RequestEr
 /// # Errors
 /// `not_found` for an unknown or ended transaction.
 pub async fn abort(node: &Arc<Node>, txn: TxnId) -> Result<(), RequestError> {
-    node.sessions().take(txn)?;
+    let (_, _busy) = node.sessions().take(txn)?;
     let s = node.sessions().remove(txn).ok_or_else(|| unknown(txn))?;
     release(node, txn, &s.shards).await;
     Ok(())
@@ -299,4 +313,30 @@ pub async fn expire(node: &Arc<Node>) {
 /// The lock mode of an interactive step.
 pub(crate) fn mode(exclusive: bool) -> Mode {
     if exclusive { Mode::Exclusive } else { Mode::Shared }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_that_goes_away_frees_its_session() {
+        let sessions = Sessions::new();
+        let txn = TxnId([7; 16]);
+        let session = Session {
+            deadline: Instant::now() + Duration::from_secs(60),
+            reads: Vec::new(),
+            ops: Vec::new(),
+            shards: BTreeSet::new(),
+            busy: false,
+        };
+        sessions.lock().insert(txn, session);
+        let (_, busy) = sessions.take(txn).expect("free");
+        let again = sessions.take(txn).map(|_| ());
+        assert_eq!(again.map_err(|e| e.code), Err(ErrorCode::InvalidArgument), "one at a time");
+        // The request's future is dropped (the caller went away): the guard frees the session.
+        drop(busy);
+        assert!(sessions.take(txn).is_ok());
+        assert!(sessions.take(TxnId([8; 16])).is_err_and(|e| e.code == ErrorCode::NotFound));
+    }
 }

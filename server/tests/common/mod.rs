@@ -12,6 +12,7 @@ use blockdb_verifier::{ProofBundle, TrustPolicy, VerifierKey, verify_bundle};
 use serde_json::Value;
 
 pub mod cluster;
+pub mod grpc;
 
 /// A running `blockdb serve`.
 pub struct Server {

@@ -8,7 +8,7 @@
 
 use blockdb_proto::v1 as pb;
 use blockdb_verifier::{
-    Block, ConsistencyProof, Hash, Leaf, ProofBundle, ShardId, SignedCheckpoint,
+    Block, ConsistencyProof, Hash, Leaf, ProofBundle, ShardId, SignedCheckpoint, TxnId,
 };
 
 use crate::error::{ErrorCode, RequestError};
@@ -140,6 +140,37 @@ pub fn txn_op(i: usize, op: pb::TxnOp) -> Result<TxnOp, RequestError> {
                 "operation {i} has no op (read, insert, append or check)"
             )));
         }
+    })
+}
+
+/// The operation of a TxnWrite.
+///
+/// # Errors
+/// `invalid_argument` when it has no `op`.
+pub fn txn_write_op(op: Option<pb::txn_write_request::Op>) -> Result<TxnOp, RequestError> {
+    use pb::txn_write_request::Op;
+    Ok(match op {
+        Some(Op::Insert(w)) => TxnOp::Insert { key: w.key, value: w.value },
+        Some(Op::Append(w)) => {
+            TxnOp::Append { key: w.key, value: w.value, expected_version: w.expected_version }
+        }
+        Some(Op::Check(c)) => TxnOp::Check { key: c.key, version: c.version },
+        None => {
+            return Err(RequestError::invalid("the write has no op (insert, append or check)"));
+        }
+    })
+}
+
+/// An interactive transaction's id: exactly 16 bytes.
+///
+/// # Errors
+/// `invalid_argument` for any other length.
+pub fn txn_id(raw: &[u8]) -> Result<TxnId, RequestError> {
+    <[u8; 16]>::try_from(raw).map(TxnId).map_err(|_| {
+        RequestError::invalid(format!(
+            "a transaction id is 16 bytes, as TxnBegin returns it; this one is {}",
+            raw.len()
+        ))
     })
 }
 

@@ -5,6 +5,12 @@
 //! converts the result. Requests that name a key find their shard with [`Node::shard_of`]; the
 //! others name it, and an unknown shard is the node's `not_found`. Transact hands its
 //! operations to [`coordinator::execute`], with this node as the transaction's coordinator.
+//!
+//! The interactive transaction RPCs (TxnBegin, TxnRead, TxnWrite, TxnCommit, TxnAbort) call
+//! [`session`] on this node, which keeps the transaction. Each step runs on a task of its own
+//! ([`run_to_end`]): a client that gives up on a call (its deadline, a dropped connection)
+//! cancels the call but not the step, which takes or waits for locks and keeps the session's
+//! state and must not be cut off halfway.
 
 use std::sync::Arc;
 
@@ -20,7 +26,7 @@ use crate::error::{ErrorCode, RequestError};
 use crate::ledger::ShardView;
 use crate::node::{Consistency, Node};
 use crate::storage::Engine;
-use crate::txn::coordinator;
+use crate::txn::{coordinator, session};
 
 /// Bytes a bundle takes besides its key and value, about: leaf header, proofs, checkpoint. Only
 /// sizes the chunks a page is read in.
@@ -46,6 +52,18 @@ fn consistency(value: i32) -> Result<Consistency, RequestError> {
 
 fn known(known_size: Option<u64>) -> Option<TreeSize> {
     known_size.map(TreeSize)
+}
+
+/// Runs `step` to its end on a task of its own, even when the call that asked for it is
+/// cancelled, and returns its result (`internal` if the task panicked).
+async fn run_to_end<T, F>(step: F) -> Result<T, RequestError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, RequestError>> + Send + 'static,
+{
+    tokio::spawn(step).await.map_err(|e| {
+        RequestError::new(ErrorCode::Internal, format!("a transaction step failed: {e}"))
+    })?
 }
 
 impl LedgerService {
@@ -100,6 +118,48 @@ impl LedgerService {
             .map(|(i, op)| convert::txn_op(i, op))
             .collect::<Result<Vec<_>, _>>()?;
         convert::txn_output(coordinator::execute(&self.node, &ops).await?)
+    }
+
+    fn begin_txn(&self) -> Result<pb::TxnBeginResponse, RequestError> {
+        let (txn, timeout) = session::begin(&self.node)?;
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        Ok(pb::TxnBeginResponse { txn_id: txn.0.to_vec(), timeout_ms })
+    }
+
+    async fn read_in_txn(
+        &self,
+        req: pb::TxnReadRequest,
+    ) -> Result<pb::TxnReadResult, RequestError> {
+        let (node, txn) = (Arc::clone(&self.node), convert::txn_id(&req.txn_id)?);
+        let r = run_to_end(async move { session::read(&node, txn, req.key).await }).await?;
+        Ok(pb::TxnReadResult { key: r.key, version: r.version, value: r.value })
+    }
+
+    async fn write_in_txn(
+        &self,
+        req: pb::TxnWriteRequest,
+    ) -> Result<pb::TxnWriteResponse, RequestError> {
+        let (node, txn) = (Arc::clone(&self.node), convert::txn_id(&req.txn_id)?);
+        let op = convert::txn_write_op(req.op)?;
+        run_to_end(async move { session::write(&node, txn, op).await }).await?;
+        Ok(pb::TxnWriteResponse {})
+    }
+
+    async fn commit_txn(
+        &self,
+        req: pb::TxnCommitRequest,
+    ) -> Result<pb::TransactResponse, RequestError> {
+        let (node, txn) = (Arc::clone(&self.node), convert::txn_id(&req.txn_id)?);
+        convert::txn_output(run_to_end(async move { session::commit(&node, txn).await }).await?)
+    }
+
+    async fn abort_txn(
+        &self,
+        req: pb::TxnAbortRequest,
+    ) -> Result<pb::TxnAbortResponse, RequestError> {
+        let (node, txn) = (Arc::clone(&self.node), convert::txn_id(&req.txn_id)?);
+        run_to_end(async move { session::abort(&node, txn).await }).await?;
+        Ok(pb::TxnAbortResponse {})
     }
 
     async fn read_record(&self, req: pb::GetRequest) -> Result<pb::ProofBundle, RequestError> {
@@ -283,6 +343,41 @@ impl Ledger for LedgerService {
         request: Request<pb::TransactRequest>,
     ) -> Result<Response<pb::TransactResponse>, Status> {
         reply(self.run_txn(request.into_inner()).await)
+    }
+
+    async fn txn_begin(
+        &self,
+        _request: Request<pb::TxnBeginRequest>,
+    ) -> Result<Response<pb::TxnBeginResponse>, Status> {
+        reply(self.begin_txn())
+    }
+
+    async fn txn_read(
+        &self,
+        request: Request<pb::TxnReadRequest>,
+    ) -> Result<Response<pb::TxnReadResult>, Status> {
+        reply(self.read_in_txn(request.into_inner()).await)
+    }
+
+    async fn txn_write(
+        &self,
+        request: Request<pb::TxnWriteRequest>,
+    ) -> Result<Response<pb::TxnWriteResponse>, Status> {
+        reply(self.write_in_txn(request.into_inner()).await)
+    }
+
+    async fn txn_commit(
+        &self,
+        request: Request<pb::TxnCommitRequest>,
+    ) -> Result<Response<pb::TransactResponse>, Status> {
+        reply(self.commit_txn(request.into_inner()).await)
+    }
+
+    async fn txn_abort(
+        &self,
+        request: Request<pb::TxnAbortRequest>,
+    ) -> Result<Response<pb::TxnAbortResponse>, Status> {
+        reply(self.abort_txn(request.into_inner()).await)
     }
 
     async fn get(
