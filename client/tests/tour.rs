@@ -45,3 +45,25 @@ fn the_readme_tour_of_blockctl_matches_a_real_node() {
     );
     println!("{stdout}");
 }
+
+/// The transcripts `tour.sh` checks a real node against are the README's, word for word: a
+/// README edit that changes the tour's output without the script (or the other way round)
+/// fails here.
+#[test]
+fn the_tour_script_holds_the_readme_transcripts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(root.join("tests/tour.sh")).expect("tour.sh");
+    let readme = std::fs::read_to_string(root.join("../README.md")).expect("README.md");
+    let mut blocks = Vec::new();
+    let mut lines = script.lines();
+    while let Some(line) = lines.next() {
+        if line.starts_with("matches ") && line.ends_with("<<'EOF'") {
+            let block: Vec<&str> = lines.by_ref().take_while(|l| *l != "EOF").collect();
+            blocks.push(block.join("\n"));
+        }
+    }
+    assert!(blocks.len() >= 8, "only {} transcripts found in tour.sh", blocks.len());
+    for block in &blocks {
+        assert!(readme.contains(block.as_str()), "not in the README, word for word:\n{block}");
+    }
+}
