@@ -15,6 +15,16 @@ use std::time::Duration;
 use blockdb_chaos::run::{Fault, RunConfig, run};
 use blockdb_chaos::workload::Workload;
 
+/// One run at a time: each starts a 3-node cluster, and on a small machine several at once would
+/// starve each other (a run against a buggy build must see the bug, which needs the cluster to
+/// keep pace).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn run_alone(config: RunConfig) -> anyhow::Result<blockdb_chaos::run::RunResult> {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    run(config).await
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -41,7 +51,7 @@ async fn a_short_register_run_under_partitions_and_kills_passes_every_checker() 
         node_args: Vec::new(),
         clock_skew: Some(Duration::from_secs(600)),
     };
-    let result = run(config).await.expect("the run completes");
+    let result = run_alone(config).await.expect("the run completes");
     eprintln!("{}", result.summary);
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(result.dir.join("results.json")).unwrap()).unwrap();
@@ -77,7 +87,7 @@ async fn transactional_run(workload: Workload, keys: usize) -> serde_json::Value
         node_args: vec!["--txn-timeout-ms=2000".into()],
         clock_skew: None,
     };
-    let result = run(config).await.expect("the run completes");
+    let result = run_alone(config).await.expect("the run completes");
     eprintln!("{}", result.summary);
     let text = std::fs::read(result.dir.join("results.json")).expect("results.json");
     let results: serde_json::Value = serde_json::from_slice(&text).expect("JSON");
@@ -129,7 +139,7 @@ async fn the_harness_catches_followers_that_read_without_the_read_index() {
         node_args: vec!["--unsafe-follower-reads".into()],
         clock_skew: None,
     };
-    let result = run(config).await.expect("the run completes");
+    let result = run_alone(config).await.expect("the run completes");
     eprintln!("{}", result.summary);
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(result.dir.join("results.json")).unwrap()).unwrap();
@@ -157,7 +167,7 @@ async fn a_short_ledger_run_proves_every_checkpoint_and_acknowledged_insert() {
         node_args: Vec::new(),
         clock_skew: None,
     };
-    let result = run(config).await.expect("the run completes");
+    let result = run_alone(config).await.expect("the run completes");
     eprintln!("{}", result.summary);
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(result.dir.join("results.json")).unwrap()).unwrap();
@@ -187,7 +197,7 @@ async fn damaged_storage_files_of_a_follower_never_make_the_cluster_lie() {
         node_args: Vec::new(),
         clock_skew: None,
     };
-    let result = run(config).await.expect("the run completes");
+    let result = run_alone(config).await.expect("the run completes");
     eprintln!("{}", result.summary);
     let timeline = std::fs::read_to_string(result.dir.join("nemesis.jsonl")).unwrap();
     eprintln!("{timeline}");
@@ -226,7 +236,7 @@ async fn the_harness_catches_transactions_whose_checks_are_skipped() {
         node_args: vec!["--unsafe-txn-skip-checks".into()],
         clock_skew: None,
     };
-    let result = run(config).await.expect("the run completes");
+    let result = run_alone(config).await.expect("the run completes");
     eprintln!("{}", result.summary);
     let text = std::fs::read(result.dir.join("results.json")).expect("results.json");
     let results: serde_json::Value = serde_json::from_slice(&text).expect("JSON");

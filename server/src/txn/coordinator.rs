@@ -372,9 +372,11 @@ async fn two_phase(
     let mut bundles = Vec::new();
     let mut complete = true;
     for (shard, result) in finished {
+        let wrote = plan.parts.get(&shard).map_or(0, |p| p.writes.len());
         match result {
             Ok((w, b)) => {
-                complete &= b.len() == w.len();
+                // The receipt must hold every record the decision record counts.
+                complete &= b.len() == wrote && w.len() == wrote;
                 writes.insert(shard, w);
                 bundles.extend(b);
             }

@@ -195,13 +195,24 @@ pub async fn run(
             match out {
                 TxnOutcome::Finished { decision, writes } => {
                     let mut bundles = Vec::new();
-                    if decision == Decision::Commit && keys.len() == writes.len() {
+                    let mut writes: Vec<(u64, u64)> =
+                        writes.into_iter().map(|(v, i)| (v, i.0)).collect();
+                    if decision == Decision::Commit && !keys.is_empty() {
                         let view = node.view(shard, Consistency::Stale).await?;
-                        for (key, (version, _)) in keys.iter().zip(&writes) {
-                            bundles.push(bundle(node, &view, key, *version)?);
+                        if writes.is_empty() {
+                            // A repeat (the first answer was lost, or recovery finished it
+                            // first): find the records the transaction wrote.
+                            for key in &keys {
+                                let (version, index) = written_by(node, &view, key, txn)?;
+                                writes.push((version, index));
+                            }
+                        }
+                        if keys.len() == writes.len() {
+                            for (key, (version, _)) in keys.iter().zip(&writes) {
+                                bundles.push(bundle(node, &view, key, *version)?);
+                            }
                         }
                     }
-                    let writes = writes.into_iter().map(|(v, i)| (v, i.0)).collect();
                     Ok(StepReply::Finished { decision, writes, bundles })
                 }
                 other => Err(unexpected(&other)),
@@ -533,6 +544,27 @@ fn read_at(node: &Node, view: &ShardView, key: &[u8], version: u64) -> Result<Re
     }
     let b = view.bundle(node.engine(), key, Some(version), None).map_err(internal)?;
     Ok((version, b.record.value))
+}
+
+/// The version and leaf of `key` that transaction `txn` wrote: the newest version whose leaf
+/// carries its id (later versions are few: the key was locked until the commit applied).
+fn written_by(
+    node: &Node,
+    view: &ShardView,
+    key: &[u8],
+    txn: TxnId,
+) -> Result<(u64, u64), RequestError> {
+    let latest = view.latest_version(key).map_err(internal)?;
+    for version in (1..=latest).rev() {
+        let b = view.bundle(node.engine(), key, Some(version), None).map_err(internal)?;
+        if b.leaf.txn_id == txn {
+            return Ok((version, b.leaf.log_index.0));
+        }
+    }
+    Err(RequestError::new(
+        ErrorCode::Internal,
+        format!("transaction {txn} committed but no version of {} carries it", show(key)),
+    ))
 }
 
 fn bundle(node: &Node, view: &ShardView, key: &[u8], version: u64) -> Result<String, RequestError> {
