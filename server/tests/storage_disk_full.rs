@@ -11,8 +11,9 @@ use blockdb_server::storage::{Engine, Options, StorageError, WriteBatch};
 
 const CHILD_ENV: &str = "BLOCKDB_DISK_FULL_CHILD_DIR";
 
+/// A memtable larger than the file-size limit, so that the log segment grows until it hits it.
 fn options() -> Options {
-    Options { memtable_bytes: 32 * 1024, ..Options::small_for_tests() }
+    Options { memtable_bytes: 16 * 1024 * 1024, ..Options::small_for_tests() }
 }
 
 fn batch(id: u64) -> WriteBatch {
@@ -49,10 +50,11 @@ fn a_full_disk_fails_the_write_and_loses_nothing_acknowledged() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("test binary");
-    // 256 KiB per file: the log segment or a table hits it after a few hundred batches.
+    // 6 MiB per file: the log segment hits it when it grows past its first 4 MiB chunk, after
+    // about 1,400 batches.
     let out = Command::new("bash")
         .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 256; exec \"$0\" \"$@\"")
+        .arg("trap '' XFSZ; ulimit -f 6144; exec \"$0\" \"$@\"")
         .arg(&exe)
         .args([
             "--exact",

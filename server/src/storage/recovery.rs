@@ -110,7 +110,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
             orphans.push(path);
             continue;
         }
-        let contents = wal::read_segment(&path)?;
+        let contents = wal::read_segment(&path, wal::PREALLOCATE_BYTES)?;
         if contents.torn_tail && Some(n) != last {
             return Err(corruption(
                 &path,

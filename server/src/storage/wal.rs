@@ -29,6 +29,13 @@
 //!
 //! Only the newest segment can have a torn tail: a new segment is started only after every write
 //! to the previous one completed, and a failed write stops the engine's writes.
+//!
+//! A segment cut short after it was written (a truncated file) looks like a torn tail, but it
+//! may have lost acknowledged records. Segments are grown ahead of their appends a whole chunk
+//! ([`PREALLOCATE_BYTES`]) at a time, and only so, so a segment's length is always a whole number
+//! of chunks, whatever a crash interrupts (growing is one `ftruncate`); a segment of any other
+//! length was cut, and recovery stops with an error instead of reading it. (A cut at a chunk
+//! boundary, or damage to the last record alone, is not told from a torn tail.)
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -96,24 +103,23 @@ impl WalWriter {
         let file =
             OpenOptions::new().write(true).create_new(true).open(&path).io("create", &path)?;
         let mut w = WalWriter { file, path, number, len: 0, allocated: 0, chunk_bytes };
-        w.grow_to(0);
+        w.grow_to(0)?;
         w.file.sync_all().io("fsync", &w.path)?;
         sync_dir(dir)?;
         Ok(w)
     }
 
-    /// Grows the file ahead of `end`, best effort: growing is only a speed-up, so if the file
-    /// system refuses (a file-size limit, say), the segment stops growing ahead and appends
-    /// extend it as they go; a real lack of space then fails the append itself.
-    fn grow_to(&mut self, end: u64) {
+    /// Grows the file ahead of `end` to a whole number of chunks. The chunks are what lets
+    /// recovery tell a cut file from a torn tail (see the module docs), so a file system that
+    /// refuses (a file-size limit, say) fails the append.
+    fn grow_to(&mut self, end: u64) -> Result<()> {
         if self.chunk_bytes == 0 || end < self.allocated {
-            return;
+            return Ok(());
         }
         let target = (end / self.chunk_bytes + 1) * self.chunk_bytes;
-        match self.file.set_len(target) {
-            Ok(()) => self.allocated = target,
-            Err(_) => self.chunk_bytes = 0,
-        }
+        self.file.set_len(target).io("grow", &self.path)?;
+        self.allocated = target;
+        Ok(())
     }
 
     /// The segment's number.
@@ -124,7 +130,7 @@ impl WalWriter {
     /// Appends framed records with one write. Not durable until [`WalWriter::sync`].
     pub(crate) fn append(&mut self, framed: &[u8]) -> Result<()> {
         let end = self.len + framed.len() as u64;
-        self.grow_to(end);
+        self.grow_to(end)?;
         self.file.write_all(framed).io("write", &self.path)?;
         self.len = end;
         Ok(())
@@ -156,13 +162,26 @@ pub(crate) struct SegmentContents {
     pub(crate) torn_tail: bool,
 }
 
-/// Reads every record of the segment at `path`.
+/// Reads every record of the segment at `path`, which was grown `chunk_bytes` at a time (0: not
+/// grown ahead).
 ///
 /// # Errors
 /// I/O errors, and [`crate::storage::StorageError::Corruption`] with the offset of the first bad
-/// record when it is followed by anything but a torn tail (see the module docs).
-pub(crate) fn read_segment(path: &Path) -> Result<SegmentContents> {
+/// record when it is followed by anything but a torn tail, or at the end of a segment that is
+/// not a whole number of chunks long (see the module docs).
+pub(crate) fn read_segment(path: &Path, chunk_bytes: u64) -> Result<SegmentContents> {
     let bytes = std::fs::read(path).io("read", path)?;
+    let len = bytes.len() as u64;
+    if chunk_bytes > 0 && !len.is_multiple_of(chunk_bytes) {
+        return Err(corruption(
+            path,
+            len,
+            format!(
+                "the segment is {len} bytes, not a whole number of its {chunk_bytes}-byte \
+                 chunks: it was cut short after it was written"
+            ),
+        ));
+    }
     let mut records = Vec::new();
     let mut pos = 0usize;
     while pos < bytes.len() {
@@ -252,7 +271,7 @@ mod tests {
     fn records_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = write_records(dir.path(), &[b"one", b"", b"three"]);
-        let c = read_segment(&path).expect("reads");
+        let c = read_segment(&path, 0).expect("reads");
         let payloads: Vec<&[u8]> = c.records.iter().map(|r| r.payload.as_slice()).collect();
         assert_eq!(payloads, vec![&b"one"[..], b"", b"three"]);
         assert!(!c.torn_tail);
@@ -268,7 +287,7 @@ mod tests {
         let first_end = HEADER_LEN + b"first record".len();
         for cut in 0..full.len() {
             std::fs::write(&path, &full[..cut]).expect("write");
-            let c = read_segment(&path).expect("a cut is a torn tail");
+            let c = read_segment(&path, 0).expect("a cut is a torn tail");
             let want = if cut >= first_end { 1 } else { 0 };
             assert_eq!(c.records.len(), want, "cut at {cut}");
             assert_eq!(c.torn_tail, cut != 0 && cut != first_end);
@@ -277,13 +296,13 @@ mod tests {
         let mut zeros = full.clone();
         zeros.extend_from_slice(&[0; 100]);
         std::fs::write(&path, &zeros).expect("write");
-        let c = read_segment(&path).expect("zeros are the clean end");
+        let c = read_segment(&path, 0).expect("zeros are the clean end");
         assert_eq!((c.records.len(), c.valid_len, c.torn_tail), (2, full.len() as u64, false));
         // A record cut short and followed by zeros is still a torn tail.
         let mut cut = full[..full.len() - 3].to_vec();
         cut.extend_from_slice(&[0; 100]);
         std::fs::write(&path, &cut).expect("write");
-        let c = read_segment(&path).expect("a cut record then zeros is a torn tail");
+        let c = read_segment(&path, 0).expect("a cut record then zeros is a torn tail");
         assert_eq!((c.records.len(), c.torn_tail), (1, true));
     }
 
@@ -297,12 +316,42 @@ mod tests {
             let mut bad = full.clone();
             bad[i] ^= 0x20;
             std::fs::write(&path, &bad).expect("write");
-            match read_segment(&path) {
+            match read_segment(&path, 0) {
                 Err(StorageError::Corruption { offset, path: p, .. }) => {
                     assert_eq!((offset, p.as_path()), (second as u64, path.as_path()), "byte {i}");
                 }
                 other => panic!("byte {i}: expected corruption, got {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_segment_grown_in_chunks_and_cut_short_is_corruption_not_a_torn_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chunk = 4096;
+        let mut w = WalWriter::create(dir.path(), 9, chunk).expect("create");
+        let mut buf = Vec::new();
+        for i in 0..100u32 {
+            frame_into(&mut buf, format!("record {i} with some bytes in it").as_bytes());
+        }
+        w.append(&buf).expect("append");
+        w.sync().expect("sync");
+        let path = segment_path(dir.path(), 9);
+        let full = std::fs::read(&path).expect("read");
+        assert_eq!(full.len() as u64 % chunk, 0, "grown in whole chunks");
+        assert!(full.len() > buf.len());
+        assert_eq!(read_segment(&path, chunk).expect("reads").records.len(), 100);
+        // Cut anywhere but at a chunk boundary: refused, nothing read, the file unchanged.
+        for cut in [1, 100, buf.len() / 2, buf.len() - 1, buf.len() + 1, full.len() - 1] {
+            std::fs::write(&path, &full[..cut]).expect("write");
+            match read_segment(&path, chunk) {
+                Err(StorageError::Corruption { offset, reason, .. }) => {
+                    assert_eq!(offset, cut as u64);
+                    assert!(reason.contains("cut short"), "{reason}");
+                }
+                other => panic!("cut at {cut}: expected corruption, got {other:?}"),
+            }
+            assert_eq!(std::fs::read(&path).expect("read").len(), cut);
         }
     }
 }
