@@ -86,10 +86,12 @@ pub async fn serve(
     if let Some((peer_listener, bound)) = peer_listener {
         let mut peer_stop = stopping.clone();
         let service = crate::node::peer_service::service(Arc::clone(&node));
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(peer_listener);
+        // TCP_NODELAY on every accepted peer connection, for the reason given below for client
+        // connections. (tonic's `Server::tcp_nodelay` covers only listeners it binds itself.)
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(peer_listener).with_nodelay(Some(true));
         tokio::spawn(async move {
             let served = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = peer_stop.wait_for(|&s| s).await;

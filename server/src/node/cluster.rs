@@ -58,6 +58,51 @@ pub(crate) async fn pause(node: &Node, shard: ShardId, wait: Duration, deadline:
     }
 }
 
+/// What one attempt at a shard's leader came to (see [`at_leader`]).
+pub(crate) enum Attempt<T> {
+    /// The answer.
+    Done(Result<T, RequestError>),
+    /// No answer that counts (the node asked no longer leads, the request was not sent, …): try
+    /// again at the leader as then known. The reason is kept for the error if time runs out.
+    Retry(String),
+}
+
+/// Runs a request at `shard`'s leader, wherever it is, until an attempt settles it or `deadline`
+/// passes: `local()` when this node leads, `remote(leader, its peer address)` otherwise; between
+/// attempts it waits for a new leader, a pause that doubles up to 200 ms. `Err` carries the
+/// reason of the last retry when the deadline passed.
+pub(crate) async fn at_leader<T, L, R>(
+    node: &Node,
+    shard: ShardId,
+    deadline: Instant,
+    mut local: impl FnMut() -> L,
+    mut remote: impl FnMut(NodeId, String) -> R,
+) -> Result<Result<T, RequestError>, Option<String>>
+where
+    L: Future<Output = Attempt<T>>,
+    R: Future<Output = Attempt<T>>,
+{
+    let mut wait = Duration::from_millis(10);
+    let mut last = None;
+    loop {
+        let attempt = match leader_of(node, shard) {
+            Some((leader, _)) if leader == node.id() => Some(local().await),
+            Some((leader, addr)) => Some(remote(leader, addr).await),
+            None => None,
+        };
+        match attempt {
+            Some(Attempt::Done(result)) => return Ok(result),
+            Some(Attempt::Retry(reason)) => last = Some(reason),
+            None => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(last);
+        }
+        pause(node, shard, wait, deadline).await;
+        wait = (wait * 2).min(Duration::from_millis(200));
+    }
+}
+
 fn no_leader(shard: ShardId, last: Option<String>) -> RequestError {
     RequestError::new(
         ErrorCode::Unavailable,
@@ -75,40 +120,34 @@ pub(crate) async fn route_write(
     command: Command,
     deadline: Instant,
 ) -> Result<WriteResult, RequestError> {
-    let mut wait = Duration::from_millis(10);
-    let mut last = None;
-    loop {
-        match leader_of(node, shard) {
-            Some((leader, _)) if leader == node.id() => {
-                match node.write_local(shard, command.clone(), deadline).await {
-                    Err(e) if e.code == ErrorCode::NotLeader => last = Some(e.message),
-                    result => return result,
-                }
+    let command = &command;
+    let local = move || async move {
+        match node.write_local(shard, command.clone(), deadline).await {
+            Err(e) if e.code == ErrorCode::NotLeader => Attempt::Retry(e.message),
+            result => Attempt::Done(result),
+        }
+    };
+    let remote = move |leader, addr: String| async move {
+        match forward(node, shard, &addr, command, deadline).await {
+            Ok(Err(e)) if e.code == ErrorCode::NotLeader => Attempt::Retry(e.message),
+            Ok(result) => Attempt::Done(result),
+            Err(e) if e.not_sent() => Attempt::Retry(e.to_string()),
+            Err(e) => {
+                tracing::warn!(shard = shard.0, leader, error = %e, "a forwarded write failed");
+                Attempt::Done(Err(RequestError::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "forwarding to the leader of shard {} failed: {e}; the write's outcome is \
+                         unknown",
+                        shard.0
+                    ),
+                )))
             }
-            Some((leader, addr)) => match forward(node, shard, &addr, &command, deadline).await {
-                Ok(Err(e)) if e.code == ErrorCode::NotLeader => last = Some(e.message),
-                Ok(result) => return result,
-                Err(e) if e.not_sent() => last = Some(e.to_string()),
-                Err(e) => {
-                    tracing::warn!(shard = shard.0, leader, error = %e, "a forwarded write failed");
-                    return Err(RequestError::new(
-                        ErrorCode::Timeout,
-                        format!(
-                            "forwarding to the leader of shard {} failed: {e}; the write's \
-                                 outcome is unknown",
-                            shard.0
-                        ),
-                    ));
-                }
-            },
-            None => {}
         }
-        if Instant::now() >= deadline {
-            return Err(no_leader(shard, last));
-        }
-        pause(node, shard, wait, deadline).await;
-        wait = (wait * 2).min(Duration::from_millis(200));
-    }
+    };
+    at_leader(node, shard, deadline, local, remote)
+        .await
+        .unwrap_or_else(|last| Err(no_leader(shard, last)))
 }
 
 async fn forward(
@@ -152,37 +191,32 @@ pub(crate) async fn read_index(
     shard: ShardId,
     deadline: Instant,
 ) -> Result<u64, RequestError> {
-    let mut wait = Duration::from_millis(10);
-    let mut last = None;
-    loop {
-        match leader_of(node, shard) {
-            Some((leader, _)) if leader == node.id() => match node.leader_read_index(shard).await {
-                Err(e) if e.code == ErrorCode::NotLeader => last = Some(e.message),
-                result => return result,
-            },
-            // The deliberate bug the chaos harness must catch (see NodeConfig).
-            Some(_) if node.config().unsafe_follower_reads => return Ok(0),
-            Some((_, addr)) => {
-                let request = pb::ReadIndexRequest { header: Some(node.peers().header(shard)) };
-                let left = deadline.saturating_duration_since(Instant::now());
-                let answer = node
-                    .peers()
-                    .call(&addr, left, |mut c| async move { c.read_index(request).await })
-                    .await;
-                match answer {
-                    Ok(r) => return Ok(r.read_index),
-                    // Reads change nothing, so any failure may be retried.
-                    Err(e) => last = Some(e.to_string()),
-                }
-            }
-            None => {}
+    let local = move || async move {
+        match node.leader_read_index(shard).await {
+            Err(e) if e.code == ErrorCode::NotLeader => Attempt::Retry(e.message),
+            result => Attempt::Done(result),
         }
-        if Instant::now() >= deadline {
-            return Err(no_leader(shard, last));
+    };
+    let remote = move |_, addr: String| async move {
+        // The deliberate bug the chaos harness must catch (see NodeConfig).
+        if node.config().unsafe_follower_reads {
+            return Attempt::Done(Ok(0));
         }
-        pause(node, shard, wait, deadline).await;
-        wait = (wait * 2).min(Duration::from_millis(200));
-    }
+        let request = pb::ReadIndexRequest { header: Some(node.peers().header(shard)) };
+        let left = deadline.saturating_duration_since(Instant::now());
+        match node
+            .peers()
+            .call(&addr, left, |mut c| async move { c.read_index(request).await })
+            .await
+        {
+            Ok(r) => Attempt::Done(Ok(r.read_index)),
+            // Reads change nothing, so any failure may be retried.
+            Err(e) => Attempt::Retry(e.to_string()),
+        }
+    };
+    at_leader(node, shard, deadline, local, remote)
+        .await
+        .unwrap_or_else(|last| Err(no_leader(shard, last)))
 }
 
 /// Asks the member at `addr` for its cluster's identity.

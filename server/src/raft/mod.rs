@@ -15,6 +15,12 @@
 //! storage engine under distinct key prefixes, so one engine WAL and one group commit serve them
 //! all. After a crash the state machine reopens at its last applied index (stored with the state
 //! it describes) and openraft replays the committed entries after it.
+//!
+//! openraft is built with `loosen-follower-log-revert`: a follower whose log went back (its disk
+//! lost entries it had acknowledged, without the storage engine noticing) makes the leader send
+//! it the log again instead of stopping the leader's Raft core with a panic. The storage engine
+//! refuses to open the damage it can see (see `storage::wal`), and a node whose store is refused
+//! is replaced (removed, emptied, added back), so this is the last line, not the usual path.
 
 use serde::{Deserialize, Serialize};
 

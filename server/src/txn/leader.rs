@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorCode, RequestError};
 use crate::ledger::txn::{Check, Refusal, TxnCommand, TxnOutcome};
 use crate::ledger::{Command, Outcome, ShardView};
-use crate::node::cluster::{leader_of, pause};
+use crate::node::cluster::{Attempt, at_leader, leader_of};
 use crate::node::{Consistency, Node};
 use crate::raft::network::PeerError;
 use crate::txn::Part;
@@ -585,52 +585,48 @@ pub async fn route(
     step: Step,
     deadline: Instant,
 ) -> Result<StepReply, RequestError> {
-    let mut wait = Duration::from_millis(10);
-    let mut last = None;
     let repeatable = !matches!(step, Step::Apply { .. });
-    loop {
-        match leader_of(node, shard) {
-            Some((leader, _)) if leader == node.id() => {
-                match run(node, shard, step.clone(), deadline).await {
-                    Err(e) if e.code == ErrorCode::NotLeader => last = Some(e.message),
-                    Err(e) if repeatable && e.code == ErrorCode::Timeout => last = Some(e.message),
-                    result => return result,
-                }
+    let step = &step;
+    let local = move || async move {
+        match run(node, shard, step.clone(), deadline).await {
+            Err(e) if e.code == ErrorCode::NotLeader => Attempt::Retry(e.message),
+            Err(e) if repeatable && e.code == ErrorCode::Timeout => Attempt::Retry(e.message),
+            result => Attempt::Done(result),
+        }
+    };
+    let remote = move |leader, addr: String| async move {
+        match call(node, shard, &addr, step, deadline).await {
+            Ok(Err(e)) if e.code == ErrorCode::NotLeader => Attempt::Retry(e.message),
+            Ok(Err(e)) if repeatable && e.code == ErrorCode::Timeout => Attempt::Retry(e.message),
+            Ok(result) => Attempt::Done(result),
+            Err(e) if e.not_sent() || repeatable => Attempt::Retry(e.to_string()),
+            Err(e) => {
+                tracing::warn!(shard = shard.0, leader, error = %e, "a transaction step failed");
+                Attempt::Done(Err(RequestError::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "the {} step at the leader of shard {} failed: {e}; the transaction's \
+                         outcome is unknown",
+                        step.name(),
+                        shard.0
+                    ),
+                )))
             }
-            Some((leader, addr)) => match call(node, shard, &addr, &step, deadline).await {
-                Ok(Err(e)) if e.code == ErrorCode::NotLeader => last = Some(e.message),
-                Ok(Err(e)) if repeatable && e.code == ErrorCode::Timeout => last = Some(e.message),
-                Ok(result) => return result,
-                Err(e) if e.not_sent() || repeatable => last = Some(e.to_string()),
-                Err(e) => {
-                    tracing::warn!(shard = shard.0, leader, error = %e, "a transaction step failed");
-                    return Err(RequestError::new(
-                        ErrorCode::Timeout,
-                        format!(
-                            "the {} step at the leader of shard {} failed: {e}; the \
-                             transaction's outcome is unknown",
-                            step.name(),
-                            shard.0
-                        ),
-                    ));
-                }
-            },
-            None => {}
         }
-        if Instant::now() >= deadline {
-            return Err(RequestError::new(
-                ErrorCode::Timeout,
-                format!(
-                    "the {} step at shard {} did not finish in time{}",
-                    step.name(),
-                    shard.0,
-                    last.map_or_else(String::new, |l| format!(": {l}"))
-                ),
-            ));
-        }
-        pause(node, shard, wait, deadline).await;
-        wait = (wait * 2).min(Duration::from_millis(200));
-    }
+    };
+    // Boxed: a transaction's steps nest this future deep inside the gRPC handler's, past the
+    // compiler's default depth for computing its layout.
+    Box::pin(at_leader(node, shard, deadline, local, remote)).await.unwrap_or_else(|last| {
+        Err(RequestError::new(
+            ErrorCode::Timeout,
+            format!(
+                "the {} step at shard {} did not finish in time{}",
+                step.name(),
+                shard.0,
+                last.map_or_else(String::new, |l| format!(": {l}"))
+            ),
+        ))
+    })
 }
 
 async fn call(

@@ -114,7 +114,8 @@ pub struct Request<'a> {
     pub mode: Mode,
     /// When it stops waiting.
     pub deadline: Instant,
-    /// How long its locks are held at most after this grant, unless released or renewed.
+    /// How long its locks are held at most after this grant (a later grant to the same
+    /// transaction extends it), unless released.
     pub lease: Duration,
 }
 
@@ -237,14 +238,6 @@ impl LockManager {
         Self::release_locked(&mut s, txn, Some(shard));
         drop(s);
         self.released.notify_waiters();
-    }
-
-    /// Extends `txn`'s lease to `lease` from now, if it holds locks.
-    pub fn renew(&self, txn: TxnId, lease: Duration) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(o) = s.owners.get_mut(&txn) {
-            o.lease_until = Instant::now() + lease;
-        }
     }
 
     /// How many transactions hold locks, and how many wait.
