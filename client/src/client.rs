@@ -94,8 +94,9 @@ impl ClientConfig {
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Consistency {
-    /// Reflects every write acknowledged before the read; a smaller tree than the client trusts
-    /// is a rollback.
+    /// Reflects every write acknowledged before the read; a smaller tree than the client trusted
+    /// when it sent the read is a rollback. (A tree smaller than one trusted since, through a
+    /// concurrent call, is proven a prefix of it instead.)
     #[default]
     Linearizable,
     /// Any replica's state; an older tree is accepted once proven a prefix of the trusted one.
@@ -329,7 +330,7 @@ impl Client {
             other => other,
         };
         for (shard, cp) in checked.receipt.iter().flat_map(txn::checkpoints) {
-            self.observe(shard, &cp, None, Consistency::Stale).await.map_err(committed)?;
+            self.observe(shard, &cp, None, None).await.map_err(committed)?;
         }
         let mut reads = Vec::with_capacity(checked.reads.len());
         for (key, version, value) in checked.reads {
@@ -397,10 +398,11 @@ impl Client {
         consistency: Consistency,
     ) -> Result<VerifiedRead, ClientError> {
         let shard = self.shard_of(key);
+        let known = self.known_size(shard).await?;
         let req = pb::GetRequest {
             key: key.to_vec(),
             version,
-            known_size: self.known_size(shard).await?,
+            known_size: known,
             consistency: match consistency {
                 Consistency::Linearizable => pb::Consistency::Linearizable,
                 Consistency::Stale => pb::Consistency::Stale,
@@ -413,7 +415,11 @@ impl Client {
                 async move { c.get(req).await }
             })
             .await?;
-        let read = self.verify_bundle(shard, &b, consistency).await?;
+        let floor = match consistency {
+            Consistency::Linearizable => Some(known.unwrap_or(0)),
+            Consistency::Stale => None,
+        };
+        let read = self.verify_bundle(shard, &b, floor).await?;
         if read.record.key != key || version.is_some_and(|v| v != read.record.version) {
             return Err(VerifyError::Mismatch(format!(
                 "asked for {:?} version {version:?}, got version {}",
@@ -434,9 +440,10 @@ impl Client {
         let mut out: Vec<VerifiedRead> = Vec::new();
         let mut from = 1;
         loop {
+            let known = self.known_size(shard).await?;
             let req = pb::HistoryRequest {
                 key: key.to_vec(),
-                known_size: self.known_size(shard).await?,
+                known_size: known,
                 limit: 0,
                 from_version: from,
             };
@@ -448,7 +455,7 @@ impl Client {
                 })
                 .await?;
             for b in &page.bundles {
-                let read = self.verify_bundle(shard, b, Consistency::Linearizable).await?;
+                let read = self.verify_bundle(shard, b, Some(known.unwrap_or(0))).await?;
                 let expected = out.len() as u64 + 1;
                 if read.record.key != key || read.record.version != expected {
                     return Err(VerifyError::Mismatch(format!(
@@ -481,11 +488,12 @@ impl Client {
         end: &[u8],
         limit: u32,
     ) -> Result<(Vec<VerifiedRead>, Option<Vec<u8>>), ClientError> {
+        let known = self.known_size(shard).await?;
         let req = pb::ScanRequest {
             start: start.to_vec(),
             end: end.to_vec(),
             limit,
-            known_size: self.known_size(shard).await?,
+            known_size: known,
             shard: shard.0,
         };
         let page = self
@@ -497,7 +505,7 @@ impl Client {
             .await?;
         let mut out: Vec<VerifiedRead> = Vec::new();
         for b in &page.bundles {
-            let read = self.verify_bundle(shard, b, Consistency::Linearizable).await?;
+            let read = self.verify_bundle(shard, b, Some(known.unwrap_or(0))).await?;
             let in_range = read.record.key.as_slice() >= start
                 && (end.is_empty() || read.record.key.as_slice() < end)
                 && out.last().is_none_or(|p| p.record.key < read.record.key);
@@ -521,11 +529,8 @@ impl Client {
         shard: ShardId,
         log_index: u64,
     ) -> Result<VerifiedEntry, ClientError> {
-        let req = pb::GetEntryRequest {
-            shard: shard.0,
-            log_index,
-            known_size: self.known_size(shard).await?,
-        };
+        let known = self.known_size(shard).await?;
+        let req = pb::GetEntryRequest { shard: shard.0, log_index, known_size: known };
         let e = self
             .conn
             .call(Effect::Repeatable, |mut c| async move { c.get_entry(req).await })
@@ -547,7 +552,7 @@ impl Client {
         )
         .map_err(|e| VerifyError::Malformed(format!("inclusion proof: {e}")))?;
         let consistency = e.consistency_proof.as_ref().map(convert::consistency).transpose()?;
-        self.observe(shard, &cp, consistency.as_ref(), Consistency::Linearizable).await?;
+        self.observe(shard, &cp, consistency.as_ref(), Some(known.unwrap_or(0))).await?;
         Ok(VerifiedEntry { shard, log_index: LogIndex(log_index), leaf: e.leaf, checkpoint: cp })
     }
 
@@ -565,6 +570,7 @@ impl Client {
         &self,
         shard: ShardId,
     ) -> Result<(blockdb_verifier::SignedCheckpoint, Checkpoint), ClientError> {
+        let floor = self.known_size(shard).await?.unwrap_or(0);
         let req = pb::GetCheckpointRequest { shard: shard.0 };
         let r = self
             .conn
@@ -572,7 +578,7 @@ impl Client {
             .await?;
         let signed = convert::checkpoint(&r.checkpoint)?;
         let cp = self.config.policy.verify(&signed).map_err(VerifyError::from)?.checkpoint;
-        self.observe(shard, &cp, None, Consistency::Linearizable).await?;
+        self.observe(shard, &cp, None, Some(floor)).await?;
         Ok((signed, cp))
     }
 
@@ -586,6 +592,7 @@ impl Client {
         from: u64,
         to: Option<u64>,
     ) -> Result<(ConsistencyProof, Checkpoint), ClientError> {
+        let floor = self.known_size(shard).await?.unwrap_or(0);
         let req = pb::GetConsistencyRequest { shard: shard.0, from_size: from, to_size: to };
         let r = self
             .conn
@@ -602,7 +609,7 @@ impl Client {
         if proof.from_size != TreeSize(from) || to.is_some_and(|t| proof.to_size != TreeSize(t)) {
             return Err(VerifyError::Mismatch("consistency: other sizes".into()).into());
         }
-        self.observe(shard, &cp, None, Consistency::Linearizable).await?;
+        self.observe(shard, &cp, None, Some(floor)).await?;
         Ok((proof, cp))
     }
 
@@ -788,7 +795,7 @@ impl Client {
         &self,
         shard: ShardId,
         b: &pb::ProofBundle,
-        consistency: Consistency,
+        floor: Option<u64>,
     ) -> Result<VerifiedRead, ClientError> {
         let bundle = convert::bundle(b)?;
         let verified =
@@ -799,7 +806,7 @@ impl Client {
                 VerifyError::Mismatch(format!("a bundle of shard {}", verified.shard.0)).into()
             );
         }
-        self.observe(shard, &cp, bundle.consistency_proof.as_ref(), consistency).await?;
+        self.observe(shard, &cp, bundle.consistency_proof.as_ref(), floor).await?;
         Ok(VerifiedRead {
             record: verified.record,
             shard,
@@ -810,19 +817,24 @@ impl Client {
 
     /// Moves the trusted state to `cp` (verified under the policy) if it is consistent with it,
     /// fetching a consistency proof when needed; saves the state when it moved.
+    ///
+    /// `floor`: for an answer that must be linearizable, the trusted tree size when its request
+    /// was sent; a smaller tree is a rollback. A tree at least that large but smaller than the
+    /// one trusted now (moved on by a call that ran at the same time) is no rollback: it is
+    /// proven a prefix of the trusted one. `None` (a stale read): any smaller tree is proven so.
     async fn observe(
         &self,
         shard: ShardId,
         cp: &Checkpoint,
         proof: Option<&ConsistencyProof>,
-        consistency: Consistency,
+        floor: Option<u64>,
     ) -> Result<(), ClientError> {
         if cp.origin != self.origin(shard)? {
             return Err(VerifyError::Mismatch(format!("a checkpoint of {}", cp.origin)).into());
         }
-        let allow_older = consistency == Consistency::Stale;
+        let allow_older = floor.is_none_or(|f| cp.size.0 >= f);
         // Bounded: each round either settles or fetches one proof for the sizes it names.
-        for _ in 0..3 {
+        for _ in 0..8 {
             let (needed, before) = {
                 let mut state = self.state.lock().await;
                 let before = state.get(&cp.origin).cloned();

@@ -148,26 +148,10 @@ impl TrustedState {
         newer: &Checkpoint,
         proof: &ConsistencyProof,
     ) -> Result<(), VerifyError> {
-        if older.origin != newer.origin
-            || proof.from_size != older.size
-            || proof.to_size != newer.size
-        {
-            return Err(VerifyError::Mismatch(format!(
-                "a proof from {} to {} for checkpoints of sizes {} and {}",
-                proof.from_size, proof.to_size, older.size, newer.size
-            )));
-        }
+        check_prefix(older, newer, proof)?;
         let kept = self.checkpoints.get(&older.origin);
         if kept.is_some_and(|k| k != older && k != newer) {
             return Err(VerifyError::Mismatch("neither checkpoint is the kept one".into()));
-        }
-        if older.size.0 > 0 {
-            verify_consistency(older.size, newer.size, &older.root, &newer.root, &proof.hashes)
-                .map_err(|error| VerifyError::Consistency {
-                    from: older.size,
-                    to: newer.size,
-                    error,
-                })?;
         }
         self.checkpoints.insert(newer.origin.clone(), newer.clone());
         Ok(())
@@ -196,8 +180,10 @@ impl TrustedState {
     /// Settles the [`Observation::NeedsProof`] that observing `new` returned while `kept` was
     /// the kept checkpoint of its origin, with `proof` — between their sizes — fetched from the
     /// log. If `kept` is still the kept one, the older of the two must be proven a prefix of the
-    /// newer ([`TrustedState::prove`]) and the larger is kept; if another answer moved the kept
-    /// checkpoint meanwhile, nothing changes and the caller observes `new` again.
+    /// newer ([`TrustedState::prove`]) and the larger is kept. If another answer moved the kept
+    /// checkpoint meanwhile: an older `new` proven a prefix of `kept` is settled all the same
+    /// (what is kept now was proven to extend `kept`, so it extends `new` too); a newer one is
+    /// not ([`Settled::Moved`]: the caller observes it again).
     ///
     /// # Errors
     /// As [`TrustedState::prove`].
@@ -208,6 +194,10 @@ impl TrustedState {
         proof: &ConsistencyProof,
     ) -> Result<Settled, VerifyError> {
         if self.get(&new.origin) != Some(kept) {
+            if new.size < kept.size && new.origin == kept.origin {
+                check_prefix(new, kept, proof)?;
+                return Ok(Settled::Done);
+            }
             return Ok(Settled::Moved);
         }
         let (older, newer) = if new.size < kept.size { (new, kept) } else { (kept, new) };
@@ -219,6 +209,30 @@ impl TrustedState {
     pub fn insert(&mut self, checkpoint: Checkpoint) {
         self.checkpoints.insert(checkpoint.origin.clone(), checkpoint);
     }
+}
+
+/// Checks that `proof` shows `older` a prefix of `newer` (same origin, the proof's sizes theirs).
+fn check_prefix(
+    older: &Checkpoint,
+    newer: &Checkpoint,
+    proof: &ConsistencyProof,
+) -> Result<(), VerifyError> {
+    if older.origin != newer.origin || proof.from_size != older.size || proof.to_size != newer.size
+    {
+        return Err(VerifyError::Mismatch(format!(
+            "a proof from {} to {} for checkpoints of sizes {} and {}",
+            proof.from_size, proof.to_size, older.size, newer.size
+        )));
+    }
+    if older.size.0 > 0 {
+        verify_consistency(older.size, newer.size, &older.root, &newer.root, &proof.hashes)
+            .map_err(|error| VerifyError::Consistency {
+                from: older.size,
+                to: newer.size,
+                error,
+            })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -282,6 +296,32 @@ mod tests {
             to_size: TreeSize(4),
             hashes: vec![blockdb_verifier::node_hash(&hashes[2], &hashes[3])],
         }
+    }
+
+    #[test]
+    fn an_older_answer_settles_against_a_kept_checkpoint_that_moved_on_meanwhile() {
+        let honest = tree(&[b"a", b"b", b"c", b"d", b"e", b"f"]);
+        let forked = tree(&[b"a", b"X", b"c", b"d"]);
+        let kept = checkpoint(&honest[..4]);
+        let mut t = TrustedState::new();
+        t.insert(kept.clone());
+        // A concurrent call moved the kept checkpoint on to 6 leaves.
+        let moved = checkpoint(&honest);
+        t.insert(moved.clone());
+        // An answer at 2 leaves, proven a prefix of the 4 that were kept when it was asked
+        // about: settled, and the kept checkpoint stays the larger.
+        let older = checkpoint(&honest[..2]);
+        assert_eq!(t.settle(&kept, &older, &proof_2_to_4(&honest)).unwrap(), Settled::Done);
+        assert_eq!(t.get("o/shard/0"), Some(&moved));
+        // A forked one is caught all the same.
+        let fork = checkpoint(&forked[..2]);
+        let e = t.settle(&kept, &fork, &proof_2_to_4(&honest)).unwrap_err();
+        assert!(matches!(e, VerifyError::Consistency { .. }), "{e}");
+        // A newer answer is observed again against what is kept now.
+        let newer = checkpoint(&honest[..5]);
+        let proof =
+            ConsistencyProof { from_size: TreeSize(4), to_size: TreeSize(5), hashes: vec![] };
+        assert_eq!(t.settle(&kept, &newer, &proof).unwrap(), Settled::Moved);
     }
 
     #[test]

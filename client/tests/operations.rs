@@ -276,6 +276,42 @@ async fn the_trusted_state_moves_forward_and_survives_a_restart() {
     served.stop().await;
 }
 
+/// One client shared by many tasks: a read answered at a tree smaller than one a concurrent
+/// call has trusted since (but not smaller than the trusted one when it was sent) is no rollback;
+/// the client proves it a prefix instead, and every call succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_and_writes_of_one_client_all_verify() {
+    let served = common::must_serve(1).await;
+    let client = Arc::new(served.client().await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..16u32 {
+        let client = Arc::clone(&client);
+        tasks.spawn(async move {
+            for i in 0..25u32 {
+                let key = format!("t{t}/{i}");
+                client.insert(key.as_bytes(), b"v").await.map_err(|e| format!("insert: {e}"))?;
+                let read = client
+                    .get(key.as_bytes(), None, Consistency::Linearizable)
+                    .await
+                    .map_err(|e| format!("get {key}: {e}"))?;
+                assert_eq!(read.record.version, 1);
+            }
+            Ok::<(), String>(())
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done.expect("task") {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{} tasks failed, first: {}", failures.len(), failures[0]);
+    let trusted = client.trusted().await;
+    let size = trusted.checkpoints().next().expect("a trusted checkpoint").size.0;
+    assert!(size >= 400, "the trusted tree has all 400 inserts: {size}");
+    served.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_log_streams_and_verifies() {
     let served = common::must_serve(1).await;
