@@ -1,7 +1,7 @@
 # `make verify` is the gate: formatting, lints, docs and every test. CI runs it through .ci/run.
 CARGO ?= cargo
 
-.PHONY: verify fmt clippy doc test openapi-tools run bench bench-storage bench-node bench-txn bench-failover run-verify
+.PHONY: verify fmt clippy doc test openapi-tools run bench bench-storage bench-node bench-txn bench-failover bench-etcd run-verify
 
 verify: fmt clippy doc openapi-tools test
 
@@ -50,6 +50,13 @@ bench-txn:
 # BLOCKDB_FAILOVER_ROUNDS times (default 5) and print every time and the median.
 bench-failover:
 	BLOCKDB_FAILOVER_ROUNDS=$${BLOCKDB_FAILOVER_ROUNDS:-5} BLOCKDB_LOG_LEVEL=off $(CARGO) test --release --locked -p blockdb-server --test e2e_cluster killing_each_shards_leader -- --nocapture
+
+# BlockDB against etcd in one run (release builds; Debian's etcd-server must be installed, as
+# .ci/run does): tables, JSON and a plot in bench-results/. BENCH_ARGS narrows it, e.g.
+# BENCH_ARGS="--topologies 1 --concurrency 64,256".
+bench-etcd:
+	$(CARGO) build --release --locked -p blockdb-server -p blockdb-chaos
+	target/release/blockdb-chaos bench $(BENCH_ARGS)
 
 # Build the offline verifier; run it as target/release/blockdb-verify.
 run-verify:

@@ -7,10 +7,13 @@
 //! receiver, which knows the sender by its source address.
 //!
 //! Process faults: [`Cluster::kill`] (SIGKILL), [`Cluster::restart`] (with the node's data),
-//! [`Cluster::pause`] and [`Cluster::resume`] (SIGSTOP, SIGCONT). Every node's stderr goes to
+//! [`Cluster::pause`] and [`Cluster::resume`] (SIGSTOP, SIGCONT). Disk faults:
+//! [`Cluster::corrupt`] damages a stopped node's storage, and [`Cluster::replace`] does what an
+//! operator does about it (remove the node, empty its data directory, let it join again and
+//! catch up from its peers). Every node's stderr goes to
 //! `node-<i>/blockdb.log`; [`Cluster::log_tail`] shows its end when something fails.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -36,6 +39,9 @@ pub struct ClusterSpec {
     pub extra_args: Vec<String>,
     /// More flags for some nodes only.
     pub node_args: BTreeMap<NodeId, Vec<String>>,
+    /// Peer links without the harness's proxies (the member list names the nodes' own peer
+    /// addresses): no network faults, no proxy on the path, as benchmarks want.
+    pub direct: bool,
 }
 
 /// Why the cluster could not be started or controlled.
@@ -71,6 +77,8 @@ pub struct Cluster {
     nodes: BTreeMap<NodeId, NodeProc>,
     members: BTreeMap<NodeId, SocketAddr>,
     links: Links,
+    /// Nodes whose storage [`Cluster::corrupt`] damaged and that were not replaced since.
+    damaged: BTreeSet<NodeId>,
     _proxies: Vec<Proxy>,
 }
 
@@ -108,26 +116,37 @@ impl Cluster {
         let mut proxies = Vec::new();
         for id in 1..=spec.nodes {
             let (api, peer) = (loopback(free_port()?), loopback(free_port()?));
-            let proxy =
-                Proxy::start(loopback(0), id, peer, links.clone()).await.map_err(|source| {
-                    ClusterError::Io { what: format!("start the proxy of node {id}"), source }
-                })?;
-            members.insert(id, proxy.listen);
-            proxies.push(proxy);
+            if spec.direct {
+                members.insert(id, peer);
+            } else {
+                let proxy =
+                    Proxy::start(loopback(0), id, peer, links.clone()).await.map_err(|source| {
+                        ClusterError::Io { what: format!("start the proxy of node {id}"), source }
+                    })?;
+                members.insert(id, proxy.listen);
+                proxies.push(proxy);
+            }
             let data_dir = spec.dir.join(format!("node-{id}"));
             let log = data_dir.join("blockdb.log");
             nodes.insert(id, NodeProc { child: None, api, peer, data_dir, log });
         }
-        let mut cluster = Cluster { spec, nodes, members, links, _proxies: proxies };
+        let mut cluster =
+            Cluster { spec, nodes, members, links, damaged: BTreeSet::new(), _proxies: proxies };
         for id in 1..=cluster.spec.nodes {
-            cluster.spawn(id)?;
+            cluster.spawn(id, None)?;
         }
         cluster.wait_ready(Duration::from_secs(60)).await?;
         Ok(cluster)
     }
 
-    fn spawn(&mut self, id: NodeId) -> Result<(), ClusterError> {
+    /// Starts node `id`: with the member list, or joining through the member at `join` (which
+    /// matters only when its data directory is new).
+    fn spawn(&mut self, id: NodeId, join: Option<SocketAddr>) -> Result<(), ClusterError> {
         let peers: Vec<String> = self.members.iter().map(|(i, a)| format!("{i}={a}")).collect();
+        let cluster_args = match join {
+            None => ["--peers".to_owned(), peers.join(",")],
+            Some(addr) => ["--join".to_owned(), addr.to_string()],
+        };
         let node = self
             .nodes
             .get_mut(&id)
@@ -142,7 +161,8 @@ impl Cluster {
             .map_err(io(format!("open {}", node.log.display())))?;
         let child = Command::new(&self.spec.binary)
             .arg("serve")
-            .args(["--node-id", &id.to_string(), "--peers", &peers.join(",")])
+            .args(["--node-id", &id.to_string()])
+            .args(cluster_args)
             .args(["--peer-listen", &node.peer.to_string()])
             .args(["--peer-source-ip", &source_ip(id).to_string()])
             .args(["--listen", &node.api.to_string(), "--shards", &self.spec.shards.to_string()])
@@ -248,7 +268,7 @@ impl Cluster {
         if self.is_running(id) {
             return Ok(());
         }
-        self.spawn(id)
+        self.spawn(id, None)
     }
 
     /// Stops node `id` with SIGSTOP.
@@ -290,12 +310,16 @@ impl Cluster {
     }
 
     /// Damages one storage file of node `id`, which must be stopped: flips one bit at a random
-    /// offset of a random WAL or table file, or truncates it to a random length. Returns what it
-    /// did.
+    /// offset of a random WAL or table file, or truncates it to a random length, and counts the
+    /// node as damaged until [`Cluster::replace`] replaces it. Returns what it did.
     ///
     /// # Errors
     /// [`ClusterError`] when the node runs or has no such file.
-    pub fn corrupt(&self, id: NodeId, rng: &mut impl rand::Rng) -> Result<String, ClusterError> {
+    pub fn corrupt(
+        &mut self,
+        id: NodeId,
+        rng: &mut impl rand::Rng,
+    ) -> Result<String, ClusterError> {
         if self.is_running(id) {
             return Err(ClusterError::Invalid(format!("node {id} must be stopped first")));
         }
@@ -332,7 +356,82 @@ impl Cluster {
             format!("truncated node {id}'s {name} from {before} to {len} bytes")
         };
         std::fs::write(file, &bytes).map_err(io(format!("write {}", file.display())))?;
+        self.damaged.insert(id);
         Ok(what)
+    }
+
+    /// The nodes whose storage was damaged and that were not replaced since.
+    pub fn damaged(&self) -> Vec<NodeId> {
+        self.damaged.iter().copied().collect()
+    }
+
+    /// Replaces node `id` the way an operator replaces a node whose disk failed: stops it,
+    /// removes it from every shard (through the running nodes, which must hold a majority),
+    /// empties its data directory but for its signing key (so its checkpoints still verify
+    /// against the keys the clients trust) and its log, starts it to join through another
+    /// member, and adds it back: it catches up from its peers, from their log or a snapshot,
+    /// first as a learner. Returns how long that took.
+    ///
+    /// # Errors
+    /// [`ClusterError`] when a step fails; the node may then be left out of the membership.
+    pub async fn replace(&mut self, id: NodeId) -> Result<Duration, ClusterError> {
+        let started = tokio::time::Instant::now();
+        let failed = |step: &str, e: &dyn std::fmt::Display| {
+            ClusterError::Invalid(format!("replace node {id}: {step}: {e}"))
+        };
+        self.kill(id).await?;
+        let others: Vec<NodeId> =
+            self.ids().into_iter().filter(|&o| o != id && self.is_running(o)).collect();
+        let Some(&via) = others.first() else {
+            return Err(failed("no other node runs", &"nothing to join"));
+        };
+        let endpoints: Vec<String> = others.iter().filter_map(|&o| self.endpoint(o)).collect();
+        let admin = ClusterAdmin::new(&endpoints, Duration::from_secs(10))
+            .map_err(|e| failed("connect", &e))?
+            .with_membership_timeout(Duration::from_secs(60));
+        match admin.remove_member(id).await {
+            Ok(_) => {}
+            // Removed already by an earlier attempt.
+            Err(e) if e.code() == Some("not_found") => {}
+            Err(e) => return Err(failed("remove it from the cluster", &e)),
+        }
+        let dir = self.data_dir(id).map(Path::to_path_buf).unwrap_or_default();
+        let io = |what: String| move |source| ClusterError::Io { what, source };
+        for entry in std::fs::read_dir(&dir).map_err(io(format!("list {}", dir.display())))? {
+            let path = entry.map_err(io(format!("list {}", dir.display())))?.path();
+            let keep = path.file_name().is_some_and(|n| n == "node.key" || n == "blockdb.log");
+            if keep {
+                continue;
+            }
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(io(format!("remove {}", path.display())))?;
+        }
+        self.spawn(id, self.members.get(&via).copied())?;
+        let addr = self.members.get(&id).map(ToString::to_string).unwrap_or_default();
+        // The node needs a moment to listen; until then the cluster cannot check who it is.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            match admin.add_member(id, &addr).await {
+                Ok(_) => break,
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(failed("add it back", &e));
+                }
+                Err(e) => {
+                    if let Some(status) = self.exited(id) {
+                        let log = self.log_tail(id, 3);
+                        return Err(failed("start it", &format!("{status}: {log}")));
+                    }
+                    tracing::debug!(node = id, error = %e, "adding the node back; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        self.damaged.remove(&id);
+        Ok(started.elapsed())
     }
 
     /// Node `id`'s data directory.

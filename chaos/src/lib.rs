@@ -3,6 +3,8 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`bench`] | BlockDB against etcd: throughput and latency per workload and concurrency, side by side |
+//! | [`etcd`] | etcd processes on loopback, for the benchmarks |
 //! | [`cluster`] | N real `blockdb` processes on loopback: start, kill, restart, pause, resume |
 //! | [`proxy`] | fault-injecting TCP proxies between the nodes: cut, delay or stall single links |
 //! | [`nemesis`] | partition shapes (isolate, halves, bridge, majorities-ring) over a [`nemesis::Network`] |
@@ -25,7 +27,9 @@
 
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod cluster;
+pub mod etcd;
 pub mod history;
 pub mod jepsen;
 pub mod linearizability;

@@ -5,6 +5,7 @@
 //! blockdb-chaos run --nodes 3 --workload register --nemesis partition,kill --time 60s --seed 7
 //! blockdb-chaos check HISTORY.jsonl [--model register|blockdb-register|list-append|bank] [--budget-ms N] [--steps-max N]
 //! blockdb-chaos check --jepsen FILE [--budget-ms N] [--steps-max N]
+//! blockdb-chaos bench [--systems blockdb,etcd] [--topologies 1,3,3x4] [--concurrency 1,8,64,256]
 //! ```
 //!
 //! `run` leaves a folder per run (history, nemesis timeline, results.json, the nodes' logs) and
@@ -50,6 +51,56 @@ enum Command {
     ///
     /// Exit code: 0 every checker passed, 1 some did not, 2 the run could not be made.
     Run(RunArgs),
+    /// Measure BlockDB and etcd side by side: throughput and p50/p99/p999 latency of each
+    /// workload at each concurrency, with the ratio; saved as JSON, Markdown and SVG.
+    ///
+    /// Exit code: 0 measured, 2 a system could not be started or measured.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Systems, comma-separated: blockdb, etcd.
+    #[arg(long, default_value = "blockdb,etcd", value_delimiter = ',')]
+    systems: Vec<blockdb_chaos::bench::System>,
+    /// Topologies, comma-separated: 1 (one node), 3 (three nodes), 3x4 (three nodes, four
+    /// shards; etcd's three nodes are its peer).
+    #[arg(long, default_value = "1,3,3x4", value_delimiter = ',')]
+    topologies: Vec<blockdb_chaos::bench::Topology>,
+    /// Workloads, comma-separated: append, verified-read, read, mix, stale-spread, stale-one.
+    #[arg(
+        long,
+        default_value = "append,verified-read,read,mix,stale-spread,stale-one",
+        value_delimiter = ','
+    )]
+    workloads: Vec<blockdb_chaos::bench::Workload>,
+    /// Client tasks at once, comma-separated.
+    #[arg(long, default_value = "1,8,64,256", value_delimiter = ',')]
+    concurrency: Vec<usize>,
+    /// Measured time of each run.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    time: Duration,
+    /// Unmeasured time before each run's measurement.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Runs of each cell; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 256)]
+    value_size: usize,
+    /// Keys written before the read workloads (not timed).
+    #[arg(long, default_value_t = 10_000)]
+    preload: usize,
+    /// Where result folders go.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+    /// The `blockdb` binary [default: the one beside this program].
+    #[arg(long)]
+    blockdb: Option<PathBuf>,
+    /// The `etcd` binary.
+    #[arg(long, default_value = "etcd")]
+    etcd: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -63,7 +114,7 @@ struct RunArgs {
     /// The workload: register, set, ledger, list-append or bank.
     #[arg(long, default_value = "register")]
     workload: blockdb_chaos::workload::Workload,
-    /// Faults to choose from, comma-separated: partition, kill, pause, delay, stall; `none` for
+    /// Faults to choose from, comma-separated: partition, kill, pause, delay, stall, disk; `none` for
     /// none.
     #[arg(long, default_value = "partition,kill")]
     nemesis: String,
@@ -153,6 +204,53 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check(args) => check(&args),
         Command::Run(args) => run_chaos(args),
+        Command::Bench(args) => bench(args),
+    }
+}
+
+fn beside_this_program(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn bench(args: BenchArgs) -> ExitCode {
+    if args.concurrency.contains(&0) || args.time.is_zero() {
+        eprintln!("blockdb-chaos: concurrency and time must be more than 0");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let config = blockdb_chaos::bench::BenchConfig {
+        systems: args.systems,
+        topologies: args.topologies,
+        workloads: args.workloads,
+        concurrency: args.concurrency,
+        time: args.time,
+        warmup: args.warmup,
+        runs: args.runs.max(1),
+        value_size: args.value_size,
+        preload: args.preload.max(1),
+        blockdb: args.blockdb.unwrap_or_else(|| beside_this_program("blockdb")),
+        etcd: args.etcd,
+        out: args.out,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("blockdb-chaos: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    match runtime.block_on(blockdb_chaos::bench::run(&config)) {
+        Ok(report) => {
+            println!("{}", blockdb_chaos::bench::markdown(&report));
+            println!("results: {}", report.dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("blockdb-chaos: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
     }
 }
 
@@ -169,12 +267,7 @@ fn run_chaos(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let blockdb = args.blockdb.unwrap_or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("blockdb")))
-            .unwrap_or_else(|| PathBuf::from("blockdb"))
-    });
+    let blockdb = args.blockdb.unwrap_or_else(|| beside_this_program("blockdb"));
     let config = blockdb_chaos::run::RunConfig {
         nodes: args.nodes,
         shards: args.shards,

@@ -49,7 +49,8 @@ pub enum Fault {
     Stall,
     /// A follower is killed, one of its WAL or table files damaged (a flipped bit or a
     /// truncation), and restarted: it must refuse to start with a clear error, or serve only
-    /// correct data and catch up. A node that refuses stays down for the rest of the run.
+    /// correct data and catch up. The next disk fault (or the final heal) replaces it: removed
+    /// from the cluster, emptied, joined again, caught up from its peers.
     Disk,
 }
 
@@ -200,6 +201,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<RunResult> {
             .iter()
             .map(|(&i, &ms)| (i, vec![format!("--clock-skew-ms={ms}")]))
             .collect(),
+        direct: false,
     };
     let cluster = Cluster::start(spec).await?;
     let endpoints = cluster.endpoints();
@@ -457,8 +459,23 @@ fn describe(reach: &BTreeMap<NodeId, std::collections::BTreeSet<NodeId>>) -> Str
     parts.join(" ")
 }
 
-/// Kills a follower that has storage files, damages one, restarts it, and says what happened.
+/// Damages a follower's storage, or replaces a node damaged before, and says what happened.
+///
+/// At most one node is damaged at a time, so damaged nodes never outnumber a majority: a node
+/// damaged by the previous disk fault is replaced (removed, emptied, joined again; it catches up
+/// from its peers) before another is damaged. A damaged node is killed, one of its WAL or table
+/// files damaged, and restarted: it must refuse to start with a clear error, or run and refuse to
+/// serve what it finds damaged — never serve wrong data, which the checkers would see.
 async fn disk_fault(c: &mut Cluster, leader: Option<NodeId>, rng: &mut StdRng) -> String {
+    if let Some(&damaged) = c.damaged().first() {
+        return match c.replace(damaged).await {
+            Ok(took) => format!(
+                "replaced node {damaged} (removed, emptied, joined again and added back in {} ms)",
+                took.as_millis()
+            ),
+            Err(e) => format!("{e}"),
+        };
+    }
     let candidates: Vec<NodeId> =
         c.ids().into_iter().filter(|&i| Some(i) != leader && c.is_running(i)).collect();
     let Some(&target) = candidates.choose(rng) else {
@@ -499,7 +516,14 @@ async fn heal_all(
             tracing::warn!(node = id, error = %e, "restart failed");
         }
     }
-    // A node whose files were damaged may refuse to start again: it stays down.
+    // Damaged nodes are replaced, so that the final reads have every node; a node that still
+    // refuses to start stays down.
+    for id in c.damaged() {
+        match c.replace(id).await {
+            Ok(took) => tracing::info!(node = id, ?took, "replaced a damaged node"),
+            Err(e) => tracing::warn!(node = id, error = %e, "could not replace a damaged node"),
+        }
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     for id in c.ids() {
         if let Some(status) = c.exited(id) {

@@ -20,6 +20,7 @@ async fn must_start(nodes: u64, dir: &std::path::Path) -> Cluster {
         dir: dir.to_owned(),
         extra_args: vec!["--log-level".into(), "warn".into()],
         node_args: Default::default(),
+        direct: false,
     };
     Cluster::start(spec).await.expect("the cluster starts")
 }
