@@ -434,6 +434,11 @@ impl Cluster {
         Ok(started.elapsed())
     }
 
+    /// Node `id`'s process id, while it runs.
+    pub fn pid(&self, id: NodeId) -> Option<u32> {
+        self.nodes.get(&id).and_then(|n| n.child.as_ref()).and_then(Child::id)
+    }
+
     /// Node `id`'s data directory.
     pub fn data_dir(&self, id: NodeId) -> Option<&Path> {
         self.nodes.get(&id).map(|n| n.data_dir.as_path())

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`bench`] | BlockDB against etcd: throughput and latency per workload and concurrency, side by side |
 //! | [`etcd`] | etcd processes on loopback, for the benchmarks |
+//! | [`scale`] | one node's proof latency and size, memory, disk and recovery as its log grows |
 //! | [`cluster`] | N real `blockdb` processes on loopback: start, kill, restart, pause, resume |
 //! | [`proxy`] | fault-injecting TCP proxies between the nodes: cut, delay or stall single links |
 //! | [`nemesis`] | partition shapes (isolate, halves, bridge, majorities-ring) over a [`nemesis::Network`] |
@@ -38,6 +39,7 @@ pub mod nemesis;
 pub mod plot;
 pub mod proxy;
 pub mod run;
+pub mod scale;
 pub mod set_check;
 pub mod timeline;
 pub mod txn_check;

@@ -6,6 +6,7 @@
 //! blockdb-chaos check HISTORY.jsonl [--model register|blockdb-register|list-append|bank] [--budget-ms N] [--steps-max N]
 //! blockdb-chaos check --jepsen FILE [--budget-ms N] [--steps-max N]
 //! blockdb-chaos bench [--systems blockdb,etcd] [--topologies 1,3,3x4] [--concurrency 1,8,64,256]
+//! blockdb-chaos scale [--sizes 1000,10000,100000,1000000,10000000]
 //! ```
 //!
 //! `run` leaves a folder per run (history, nemesis timeline, results.json, the nodes' logs) and
@@ -56,6 +57,36 @@ enum Command {
     ///
     /// Exit code: 0 measured, 2 a system could not be started or measured.
     Bench(BenchArgs),
+    /// Grow one node's log to each size and measure proof latency and size, memory and disk
+    /// there; then kill it and time its recovery. Saved as JSON and Markdown.
+    ///
+    /// Exit code: 0 measured, 2 the node could not be started or measured.
+    Scale(ScaleArgs),
+}
+
+#[derive(Debug, Args)]
+struct ScaleArgs {
+    /// Tree sizes to measure at, comma-separated, ascending.
+    #[arg(long, default_value = "1000,10000,100000,1000000,10000000", value_delimiter = ',')]
+    sizes: Vec<u64>,
+    /// Requests of each kind timed at each size.
+    #[arg(long, default_value_t = 2000)]
+    reads: usize,
+    /// Filling tasks at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Inserts per filling transaction (1 to 1024).
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 256)]
+    value_size: usize,
+    /// Where result folders go.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+    /// The `blockdb` binary [default: the one beside this program].
+    #[arg(long)]
+    blockdb: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -205,6 +236,45 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Run(args) => run_chaos(args),
         Command::Bench(args) => bench(args),
+        Command::Scale(args) => scale(args),
+    }
+}
+
+fn scale(args: ScaleArgs) -> ExitCode {
+    if args.sizes.is_empty()
+        || args.sizes.windows(2).any(|w| w[0] >= w[1])
+        || args.sizes[0] == 0
+        || args.reads == 0
+        || !(1..=1024).contains(&args.batch)
+    {
+        eprintln!(
+            "blockdb-chaos: sizes must be ascending and more than 0, reads more than 0, and the \
+             batch 1 to 1024"
+        );
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let config = blockdb_chaos::scale::ScaleConfig {
+        sizes: args.sizes,
+        reads: args.reads,
+        concurrency: args.concurrency.max(1),
+        batch: args.batch,
+        value_size: args.value_size,
+        blockdb: args.blockdb.unwrap_or_else(|| beside_this_program("blockdb")),
+        out: args.out,
+    };
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r.block_on(blockdb_chaos::scale::run(&config)));
+    match result {
+        Ok(report) => {
+            println!("{}", blockdb_chaos::scale::markdown(&report));
+            println!("results: {}", report.dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("blockdb-chaos: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
     }
 }
 

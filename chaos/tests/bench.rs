@@ -81,3 +81,60 @@ fn only_child(dir: &Path) -> std::path::PathBuf {
     assert_eq!(entries.len(), 1, "one result folder: {entries:?}");
     entries.into_iter().next().expect("one")
 }
+
+/// `blockdb-chaos scale` in a short mode: a real node grown to 300 and then 3,000 leaves, a few
+/// reads timed at each size, then killed and recovered. What is checked is the shape of what it
+/// measures: proofs one hash longer for each doubling of the tree, memory and disk measured, and
+/// a recovery that kept every leaf.
+#[test]
+fn a_node_grown_to_each_size_has_its_proofs_memory_disk_and_recovery_measured() {
+    let blockdb = common::blockdb_binary();
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = Command::new(env!("CARGO_BIN_EXE_blockdb-chaos"))
+        .args(["scale", "--sizes", "300,3000", "--reads", "20", "--batch", "100"])
+        .arg("--blockdb")
+        .arg(&blockdb)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("run blockdb-chaos scale");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "scale failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    println!("{stdout}");
+
+    let dir = only_child(out.path());
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).expect("results.json"))
+            .expect("JSON");
+    let points = results["points"].as_array().expect("points");
+    assert_eq!(points.len(), 2, "{results}");
+    for (p, size) in points.iter().zip([300u64, 3000]) {
+        let tree_size = p["tree_size"].as_u64().expect("tree size");
+        assert!(tree_size >= size, "{p}");
+        // An RFC 9162 audit path in a tree of n leaves has about log2(n) hashes.
+        let hashes = p["proof_hashes"].as_u64().expect("hashes");
+        let log2 = 64 - u64::from((tree_size - 1).leading_zeros());
+        assert!(hashes + 2 >= log2 && hashes <= log2, "{hashes} hashes at {tree_size}: {p}");
+        for what in ["entry", "verified_get"] {
+            let (p50, p99) = (
+                p[what]["p50_ms"].as_f64().expect("p50"),
+                p[what]["p99_ms"].as_f64().expect("p99"),
+            );
+            assert!(0.0 < p50 && p50 <= p99, "{what}: {p}");
+        }
+        assert!(p["rss_bytes"].as_u64().expect("rss") > 1 << 20, "{p}");
+        assert!(p["disk_bytes"].as_u64().expect("disk") > 0, "{p}");
+    }
+    // Ten times the records: more disk.
+    assert!(points[1]["disk_bytes"].as_u64() > points[0]["disk_bytes"].as_u64(), "{results}");
+    let recovery = &results["recovery"];
+    assert_eq!(recovery["tree_size_after"], recovery["tree_size"], "{results}");
+    assert!(recovery["ready_s"].as_f64().expect("ready") > 0.0, "{results}");
+    let md = std::fs::read_to_string(dir.join("results.md")).expect("results.md");
+    assert!(md.contains("| tree size |") && md.contains("Restart after SIGKILL"), "{md}");
+    assert!(!dir.join("node").exists(), "the node's data is removed");
+}
