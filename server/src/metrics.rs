@@ -51,7 +51,9 @@ pub struct RaftLabels {
     /// The shard.
     pub shard: u32,
     /// What: `term`, `leader` (node id, 0 for none), `is_leader`, `last_log_index`,
-    /// `committed_index`, `snapshot_index`, `purged_index`, `voters`, `learners`, `corrupt`.
+    /// `committed_index`, `snapshot_index`, `purged_index`, `voters`, `learners`, `corrupt`,
+    /// `read_barrier_rounds` and `read_barrier_reads` (rounds run as leader since the start, and
+    /// the linearizable reads they answered).
     pub what: String,
 }
 
@@ -105,7 +107,8 @@ impl Metrics {
         registry.register(
             "raft",
             "Raft state of each shard on this node (term, leader, indexes, membership size, \
-             corrupt = 1 when the replica diverged and stopped serving the shard)",
+             corrupt = 1 when the replica diverged and stopped serving the shard, read barrier \
+             rounds and the reads they answered)",
             raft.clone(),
         );
         registry.register(
@@ -174,6 +177,10 @@ impl Metrics {
             g("voters").set(shard.voters.len() as i64);
             g("learners").set(shard.learners.len() as i64);
             g("corrupt").set(i64::from(shard.corruption.is_some()));
+            if let Some((rounds, reads)) = node.read_barrier_counts(ShardId(shard.shard)) {
+                g("read_barrier_rounds").set(rounds as i64);
+                g("read_barrier_reads").set(reads as i64);
+            }
             for r in &shard.replication {
                 let l = PeerLabels { shard: shard.shard, peer: r.node_id };
                 self.lag.get_or_create(&l).set(r.lag as i64);

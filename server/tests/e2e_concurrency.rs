@@ -1,5 +1,6 @@
 //! End to end: concurrent `insert` of one key — exactly one wins, the rest get 409
-//! `already_exists`; concurrent compare-and-append — no two appends succeed on one version.
+//! `already_exists`; concurrent compare-and-append — no two appends succeed on one version;
+//! concurrent linearizable reads share read barriers and miss no acknowledged write.
 
 mod common;
 
@@ -87,5 +88,69 @@ fn compare_and_append_never_lets_two_writers_take_one_version() {
     }
     println!("{n} versions won, {} conflicts", conflicts.into_inner().expect("lock"));
     assert!(n > 0);
+    server.must_stop();
+}
+
+/// Linearizable reads that arrive together share read barrier rounds (one heartbeat round and
+/// apply wait answers many), and each still sees every write acknowledged before it.
+#[test]
+fn concurrent_linearizable_reads_share_barriers_and_see_every_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::must_start(dir.path(), &[]);
+    let counts = |server: &Server| {
+        let (code, text) = server.get_bytes("/metrics");
+        assert_eq!(code, 200);
+        let text = String::from_utf8(text).expect("utf-8");
+        let value = |what: &str| {
+            let series = format!("blockdb_raft{{shard=\"0\",what=\"{what}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&series))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        };
+        (value("read_barrier_rounds"), value("read_barrier_reads"))
+    };
+    let before = counts(&server);
+
+    // Each thread appends to its own key and reads it back: the read sees the append.
+    std::thread::scope(|s| {
+        for t in 0..16u32 {
+            let server = &server;
+            s.spawn(move || {
+                let key = format!("reader-{t}");
+                for v in 1..=20u64 {
+                    let (code, body) = server.append(key.as_bytes(), b"x", Some(v - 1));
+                    assert_eq!(code, 200, "{body}");
+                    let (code, body) =
+                        server.get(&format!("/v1/records?key={}", common::enc(key.as_bytes())));
+                    assert_eq!(code, 200, "{body}");
+                    assert_eq!(body["record"]["version"].as_u64(), Some(v), "{key}: {body}");
+                }
+            });
+        }
+    });
+    // Reads alone, 32 at a time.
+    std::thread::scope(|s| {
+        for t in 0..32u32 {
+            let server = &server;
+            s.spawn(move || {
+                let key = format!("reader-{}", t % 16);
+                for _ in 0..40 {
+                    let (code, body) =
+                        server.get(&format!("/v1/records?key={}", common::enc(key.as_bytes())));
+                    assert_eq!(code, 200, "{body}");
+                    assert_eq!(body["record"]["version"].as_u64(), Some(20), "{key}: {body}");
+                }
+            });
+        }
+    });
+    let after = counts(&server);
+    let (rounds, reads) = (after.0 - before.0, after.1 - before.1);
+    assert!(reads >= 16 * 20 + 32 * 40, "every read took a barrier: {reads}");
+    assert!(
+        rounds < reads,
+        "reads that arrived together shared rounds: {rounds} rounds, {reads} reads"
+    );
+    println!("{reads} linearizable reads in {rounds} read barrier rounds");
     server.must_stop();
 }

@@ -44,6 +44,7 @@ use crate::storage::{Engine, Options};
 pub mod cluster;
 pub mod peer_service;
 pub mod proposer;
+mod read_barrier;
 pub mod status;
 
 pub use proposer::{Applied, WriteResult};
@@ -251,6 +252,8 @@ struct ShardHandle {
     queue: mpsc::Sender<Pending>,
     corruption: Arc<OnceLock<String>>,
     contact: LeaderContact,
+    /// Read barriers shared by the linearizable reads that wait at once.
+    reads: Arc<read_barrier::ReadBarrier>,
 }
 
 /// What a follower last heard from its leader: when, and the leader's commit index then.
@@ -621,42 +624,42 @@ impl Node {
             let mut views = handle.views.clone();
             // On the leader, ensure_linearizable waited for the apply, and the view is published
             // in the same apply call; a follower may still be applying.
-            tokio::time::timeout_at(deadline.into(), views.wait_for(|v| v.applied_index() >= wanted))
-                .await
-                .map_err(|_| {
-                    RequestError::new(
-                        ErrorCode::Unavailable,
-                        format!(
-                            "this replica of shard {} did not apply up to the read index {wanted}                              in time",
-                            shard.0
-                        ),
-                    )
-                })?
-                .map_err(|_| RequestError::new(ErrorCode::Unavailable, "the shard stopped"))?;
+            tokio::time::timeout_at(
+                deadline.into(),
+                views.wait_for(|v| v.applied_index() >= wanted),
+            )
+            .await
+            .map_err(|_| {
+                RequestError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "this replica of shard {} did not apply up to the read index \
+                             {wanted} in time",
+                        shard.0
+                    ),
+                )
+            })?
+            .map_err(|_| RequestError::new(ErrorCode::Unavailable, "the shard stopped"))?;
         }
         Ok(Arc::clone(&handle.views.borrow()))
     }
 
     /// The read index of `shard` if this node leads it: its commit index once a majority
-    /// confirmed its leadership.
+    /// confirmed its leadership, in a round that began after this call (shared with the other
+    /// reads waiting for one; see `read_barrier`).
     ///
     /// # Errors
     /// `not_leader` when it does not lead; `unavailable`.
     pub async fn leader_read_index(&self, shard: ShardId) -> Result<u64, RequestError> {
         let handle = self.healthy(shard)?;
-        match handle.raft.ensure_linearizable().await {
-            Ok(read_log_id) => Ok(read_log_id.map_or(0, |l| l.index)),
-            Err(openraft::error::RaftError::APIError(
-                openraft::error::CheckIsLeaderError::ForwardToLeader(f),
-            )) => Err(RequestError::new(
-                ErrorCode::NotLeader,
-                format!("this node does not lead shard {}; leader: {:?}", shard.0, f.leader_id),
-            )),
-            Err(e) => Err(RequestError::new(
-                ErrorCode::Unavailable,
-                format!("read barrier of shard {} failed: {e}", shard.0),
-            )),
-        }
+        let round_timeout = Duration::from_millis(self.config.write_timeout_ms);
+        handle.reads.read_index(&handle.raft, shard.0, round_timeout).await
+    }
+
+    /// Read barrier rounds this node ran as `shard`'s leader, and the linearizable reads they
+    /// answered (many reads share a round when they arrive together).
+    pub fn read_barrier_counts(&self, shard: ShardId) -> Option<(u64, u64)> {
+        self.shards.get(shard.0 as usize).map(|h| h.reads.counts())
     }
 
     /// How far this replica of `shard` may be behind: for stale reads.
@@ -815,7 +818,14 @@ async fn start_shard(
         clock_skew_ms: config.clock_skew_ms,
     };
     tokio::spawn(proposer::run(shard, raft.clone(), views.clone(), rx, limits));
-    Ok(ShardHandle { raft, views, queue, corruption, contact: LeaderContact::default() })
+    Ok(ShardHandle {
+        raft,
+        views,
+        queue,
+        corruption,
+        contact: LeaderContact::default(),
+        reads: Arc::default(),
+    })
 }
 
 /// Checks the node's id and member list before anything is created.
