@@ -3,8 +3,9 @@
 //!
 //! A read goes: ask with `known_size` = the size the client trusts for that shard's log; convert
 //! the answer (malformed → verification error); check it answers the question (the key and
-//! version asked for); `verify_bundle` (signatures under the trust policy, leaf against record,
-//! inclusion proof); then move the trusted state ([`crate::trust`]) — fetching a consistency
+//! version asked for); `verify_bundle_with` (signatures under the trust policy — a signed
+//! checkpoint equal to one verified lately is not verified again (`recent.rs`) — leaf against
+//! record, inclusion proof); then move the trusted state ([`crate::trust`]) — fetching a consistency
 //! proof when the answer's proof does not start at the trusted size — and save it. Only then is
 //! the record returned.
 //!
@@ -25,8 +26,8 @@ use std::time::Duration;
 use blockdb_proto::v1 as pb;
 use blockdb_proto::v1::ledger_client::LedgerClient;
 use blockdb_verifier::{
-    Checkpoint, ConsistencyProof, LogIndex, Record, ShardId, TreeSize, TrustPolicy, TxnId,
-    VerifiedCheckpoint, verify_bundle,
+    Checkpoint, ConsistencyProof, LogIndex, Record, ShardId, SignedCheckpoint, TreeSize,
+    TrustPolicy, TxnId, VerifiedCheckpoint, verify_bundle_with,
 };
 use tokio::sync::Mutex;
 use tonic::transport::Endpoint;
@@ -35,6 +36,7 @@ use crate::cluster::{self, ClusterStatus, MEMBERSHIP_TIMEOUT_DEFAULT, ShardMembe
 use crate::connection::{Connection, Effect, Settings, to_error};
 use crate::convert;
 use crate::error::{ClientError, VerifyError};
+use crate::recent::RecentCheckpoints;
 use crate::store::TrustStore;
 use crate::transaction::Transaction;
 use crate::trust::{Observation, Settled, TrustedState};
@@ -137,6 +139,8 @@ pub struct Client {
     origins: Vec<String>,
     state: Mutex<TrustedState>,
     store: Arc<dyn TrustStore>,
+    /// The signed checkpoints verified last, not verified again when seen again.
+    recent: RecentCheckpoints,
 }
 
 impl std::fmt::Debug for Client {
@@ -167,6 +171,7 @@ impl Client {
             origins: Vec::new(),
             state: Mutex::new(state),
             store,
+            recent: RecentCheckpoints::default(),
         };
         let info = client
             .conn
@@ -215,6 +220,14 @@ impl Client {
         })
     }
 
+    /// `signed` verified under the trust policy (or found equal to a note verified before).
+    fn verify_checkpoint(
+        &self,
+        signed: &SignedCheckpoint,
+    ) -> Result<VerifiedCheckpoint, blockdb_verifier::PolicyError> {
+        self.recent.verify(&self.config.policy, signed)
+    }
+
     async fn known_size(&self, shard: ShardId) -> Result<Option<u64>, ClientError> {
         let origin = self.origin(shard)?;
         Ok(self.state.lock().await.get(origin).map(|c| c.size.0).filter(|&s| s > 0))
@@ -222,7 +235,7 @@ impl Client {
 
     fn receipt(&self, r: pb::WriteResponse) -> Result<WriteReceipt, ClientError> {
         let signed = convert::checkpoint(&r.checkpoint)?;
-        let checkpoint = self.config.policy.verify(&signed).map_err(VerifyError::from)?;
+        let checkpoint = self.verify_checkpoint(&signed).map_err(VerifyError::from)?;
         if checkpoint.checkpoint.origin != self.origin(ShardId(r.shard))? {
             return Err(
                 VerifyError::Mismatch("the receipt's checkpoint is of another log".into()).into()
@@ -539,7 +552,7 @@ impl Client {
             return Err(VerifyError::Mismatch("entry: another index".into()).into());
         }
         let signed = convert::checkpoint(&e.checkpoint)?;
-        let verified = self.config.policy.verify(&signed).map_err(VerifyError::from)?;
+        let verified = self.verify_checkpoint(&signed).map_err(VerifyError::from)?;
         let cp = verified.checkpoint;
         let proof = convert::hashes(&e.inclusion_proof)?;
         let leaf_hash = blockdb_verifier::leaf_hash(&e.leaf);
@@ -577,7 +590,7 @@ impl Client {
             .call(Effect::Repeatable, |mut c| async move { c.get_checkpoint(req).await })
             .await?;
         let signed = convert::checkpoint(&r.checkpoint)?;
-        let cp = self.config.policy.verify(&signed).map_err(VerifyError::from)?.checkpoint;
+        let cp = self.verify_checkpoint(&signed).map_err(VerifyError::from)?.checkpoint;
         self.observe(shard, &cp, None, Some(floor)).await?;
         Ok((signed, cp))
     }
@@ -605,7 +618,7 @@ impl Client {
             .transpose()?
             .ok_or_else(|| VerifyError::Malformed("consistency: no proof".into()))?;
         let signed = convert::checkpoint(&r.checkpoint)?;
-        let cp = self.config.policy.verify(&signed).map_err(VerifyError::from)?.checkpoint;
+        let cp = self.verify_checkpoint(&signed).map_err(VerifyError::from)?.checkpoint;
         if proof.from_size != TreeSize(from) || to.is_some_and(|t| proof.to_size != TreeSize(t)) {
             return Err(VerifyError::Mismatch("consistency: other sizes".into()).into());
         }
@@ -798,8 +811,8 @@ impl Client {
         floor: Option<u64>,
     ) -> Result<VerifiedRead, ClientError> {
         let bundle = convert::bundle(b)?;
-        let verified =
-            verify_bundle(&bundle, &self.config.policy, None).map_err(VerifyError::from)?;
+        let verify = |signed: &SignedCheckpoint| self.verify_checkpoint(signed);
+        let verified = verify_bundle_with(&bundle, verify, None).map_err(VerifyError::from)?;
         let cp = verified.checkpoint.checkpoint;
         if verified.shard != shard {
             return Err(

@@ -39,6 +39,7 @@ pub mod cluster;
 mod connection;
 mod convert;
 pub mod error;
+mod recent;
 pub mod store;
 pub mod transaction;
 pub mod trust;

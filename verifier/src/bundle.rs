@@ -484,7 +484,22 @@ pub fn verify_bundle(
     policy: &TrustPolicy,
     trusted: Option<&Checkpoint>,
 ) -> Result<VerifiedRecord, BundleError> {
-    let verified = policy.verify(&bundle.checkpoint).map_err(BundleError::Policy)?;
+    verify_bundle_with(bundle, |signed| policy.verify(signed), trusted)
+}
+
+/// [`verify_bundle`], with the checkpoint's signatures checked by `verify_checkpoint`: a trust
+/// policy's [`TrustPolicy::verify`], or a cache in front of it that returns the earlier result
+/// for a signed checkpoint equal to one it verified (as a client does for the many answers that
+/// carry one checkpoint).
+///
+/// # Errors
+/// As [`verify_bundle`].
+pub fn verify_bundle_with(
+    bundle: &ProofBundle,
+    verify_checkpoint: impl FnOnce(&SignedCheckpoint) -> Result<VerifiedCheckpoint, PolicyError>,
+    trusted: Option<&Checkpoint>,
+) -> Result<VerifiedRecord, BundleError> {
+    let verified = verify_checkpoint(&bundle.checkpoint).map_err(BundleError::Policy)?;
     let checkpoint = &verified.checkpoint;
     let leaf = &bundle.leaf;
     if checkpoint.shard() != Some(leaf.shard) {

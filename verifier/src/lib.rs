@@ -63,7 +63,9 @@ pub use block::{Block, BlockError};
 pub use block_range::{
     BlockRange, BlockRangeError, ProvenBlock, VerifiedBlocks, verify_block_range,
 };
-pub use bundle::{BundleError, ProofBundle, Record, VerifiedRecord, verify_bundle};
+pub use bundle::{
+    BundleError, ProofBundle, Record, VerifiedRecord, verify_bundle, verify_bundle_with,
+};
 pub use chain::{ChainError, CheckpointChain, ConsistencyStatus, ExtendError, verify_extends};
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
 pub use codec::DecodeError;
