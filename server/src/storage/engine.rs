@@ -30,6 +30,7 @@ use crate::storage::memtable::{MemTable, MemTableIter};
 use crate::storage::merge::{BoxedIter, LevelIter, MergeIter, ScanIter};
 use crate::storage::options::Options;
 use crate::storage::sstable::{TableInfo, TableWriter};
+use crate::storage::sync::Syncer;
 use crate::storage::version::Version;
 use crate::storage::wal;
 use crate::storage::write::{LeaderState, WriteQueue};
@@ -100,6 +101,7 @@ pub(crate) struct Inner {
     pub(crate) visible: AtomicU64,
     pub(crate) queue: WriteQueue,
     pub(crate) leader: Mutex<LeaderState>,
+    pub(crate) syncer: Syncer,
     pub(crate) state: Mutex<State>,
     /// Signalled when the background thread has work or has made progress.
     pub(crate) state_cv: Condvar,
@@ -283,6 +285,7 @@ impl Engine {
         let cache = Arc::new(BlockCache::new(options.block_cache_bytes));
         let (version, state, wal_writer, last_seqno) = recovered.finish(&dir, &options, &cache)?;
         let mem = Arc::new(MemTable::new(wal_writer.number()));
+        let syncer = Syncer::new(&wal_writer)?;
         let inner = Arc::new(Inner {
             dir,
             cache,
@@ -291,6 +294,7 @@ impl Engine {
             visible: AtomicU64::new(last_seqno.0),
             queue: WriteQueue::new(),
             leader: Mutex::new(LeaderState { wal: wal_writer, last_seqno }),
+            syncer,
             state: Mutex::new(state),
             state_cv: Condvar::new(),
             options,
@@ -305,7 +309,9 @@ impl Engine {
     }
 
     /// Applies `batch` atomically and durably: it returns after the batch is in the write-ahead
-    /// log and fsynced. Returns the sequence number of the batch's last operation.
+    /// log and fsynced. Returns the sequence number of the batch's last operation. Reads may see
+    /// the batch a moment before it returns, while the fsync that covers it runs (the fsync is
+    /// shared with the writers waiting at the same time; see `storage::write`).
     ///
     /// # Errors
     /// [`StorageError::TooLarge`] for keys, values or batches over the limits (nothing is

@@ -2,7 +2,7 @@
 //! state machine both sit on it).
 //!
 //! ```text
-//!  write(batch) ──► group commit ──► WAL segment (append + one fsync per group)
+//!  write(batch) ──► group commit ──► WAL segment (append; fsyncs shared by the writers waiting)
 //!                        │
 //!                        ▼
 //!                    memtable ──(full: frozen)──► flush ──► level-0 table
@@ -26,7 +26,8 @@
 //!
 //! - A write returns only after its batch is in the log and fsynced (unless the caller asked for
 //!   `sync = false`). After a crash every acknowledged batch is present, and every batch is
-//!   present whole or not at all.
+//!   present whole or not at all. (A batch is visible to reads from when it is in the log, which
+//!   may be a moment before its fsync ends.)
 //! - Reads see a consistent state: a get or a scan reads at one sequence number and never sees
 //!   part of a batch; a [`Snapshot`] keeps reading the state it was taken at.
 //! - Damaged files are reported (file and offset), never read as data and never skipped; a torn
@@ -55,6 +56,7 @@ mod merge;
 mod options;
 mod recovery;
 pub mod sstable;
+mod sync;
 mod version;
 mod wal;
 mod write;

@@ -136,9 +136,24 @@ impl WalWriter {
         Ok(())
     }
 
+    /// Bytes appended to the segment so far.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
     /// Makes everything appended so far durable (fdatasync: the data and the file length).
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.file.sync_data().io("fsync", &self.path)
+    }
+
+    /// A second handle on the segment's file and its path, for fsyncs made while appends go on
+    /// (see `storage::sync`).
+    ///
+    /// # Errors
+    /// When the file descriptor cannot be duplicated.
+    pub(crate) fn sync_handle(&self) -> Result<(std::sync::Arc<File>, PathBuf)> {
+        let file = self.file.try_clone().io("duplicate", &self.path)?;
+        Ok((std::sync::Arc::new(file), self.path.clone()))
     }
 }
 

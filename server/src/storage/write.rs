@@ -2,9 +2,17 @@
 //!
 //! Writers queue up. The writer at the front is the leader: it takes the batches queued behind
 //! it (up to `group_commit_bytes`), gives them consecutive sequence numbers, appends them to the
-//! write-ahead log as one record, fsyncs once, inserts them into the memtable, publishes the last
-//! sequence number, and wakes the others with their results. Then the next writer in the queue
-//! leads. Only the leader touches the log and freezes memtables, so neither needs more locking.
+//! write-ahead log as one record, inserts them into the memtable, publishes the last sequence
+//! number, and wakes the others with their results. Then the next writer in the queue leads.
+//! Only the leader touches the log and freezes memtables, so neither needs more locking.
+//!
+//! The fsync is not part of leading: a writer that asked for durability waits, after its group
+//! is appended, until an fsync covers it ([`crate::storage::sync`]), while the next groups are
+//! appended. Writers that wait at once share one fsync, and a write that did not ask for
+//! durability is never held up by another's. So a durable write is visible to reads a moment
+//! before it is durable — as every non-durable write is — but returns only once it is; and since
+//! the log is replayed in order, a crash can lose only a suffix of the writes that had not
+//! returned.
 //!
 //! A failed log write or fsync stops all writes: after a failed fsync the kernel may have dropped
 //! the dirty pages, so what the file holds is unknown, and carrying on could acknowledge a write
@@ -18,6 +26,7 @@ use crate::storage::engine::{Inner, SuperVersion};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::key::SeqNo;
 use crate::storage::memtable::MemTable;
+use crate::storage::sync::Position;
 use crate::storage::wal::{self, WalWriter};
 
 /// The log writer and sequence counter, used by the leader only.
@@ -34,10 +43,14 @@ enum Op {
     Rotate,
 }
 
+/// What the leader did with a slot's write: its last sequence number, and where the log ended
+/// after the group that held it (what an fsync must cover for it to be durable).
+type Written = (SeqNo, Position);
+
 #[derive(Debug)]
 struct Slot {
     op: Op,
-    result: Mutex<Option<Result<SeqNo>>>,
+    result: Mutex<Option<Result<Written>>>,
 }
 
 /// The queue of waiting writers.
@@ -64,6 +77,22 @@ pub(crate) fn rotate(inner: &Inner) -> Result<()> {
 }
 
 fn submit(inner: &Inner, op: Op) -> Result<SeqNo> {
+    let sync = matches!(op, Op::Write(_, true));
+    let (seqno, end) = write_in_group(inner, op)?;
+    if sync {
+        match inner.syncer.sync_through(end) {
+            Ok(synced) => inner.lock_state().stats.wal_syncs += u64::from(synced),
+            Err(e) => {
+                stop(inner, &e);
+                return Err(e);
+            }
+        }
+    }
+    Ok(seqno)
+}
+
+/// Queues `op`, leads its group if it comes to the front, and returns what was written.
+fn write_in_group(inner: &Inner, op: Op) -> Result<Written> {
     let slot = Arc::new(Slot { op, result: Mutex::new(None) });
     let q = &inner.queue;
     let mut slots = q.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -84,11 +113,11 @@ fn submit(inner: &Inner, op: Op) -> Result<SeqNo> {
 
     let mut slots = q.slots.lock().unwrap_or_else(|p| p.into_inner());
     let own = match result {
-        Ok(seqnos) => {
-            for (s, seqno) in group.iter().zip(&seqnos).skip(1) {
-                *s.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ok(*seqno));
+        Ok(written) => {
+            for (s, w) in group.iter().zip(&written).skip(1) {
+                *s.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ok(*w));
             }
-            Ok(seqnos[0])
+            Ok(written[0])
         }
         Err(e) => {
             let message = e.to_string();
@@ -127,28 +156,28 @@ fn take_group(slots: &VecDeque<Arc<Slot>>, bytes_max: usize) -> Vec<Arc<Slot>> {
     group
 }
 
-/// Writes a group; returns each slot's sequence number (the last of its batch).
-fn lead(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<SeqNo>> {
+/// Appends a group to the log and makes it visible; returns what was written for each slot. The
+/// fsync is left to the writers that want one ([`submit`]).
+fn lead(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Written>> {
     if let Some(why) = &inner.lock_state().stopped {
         return Err(StorageError::Poisoned(why.clone()));
     }
     let mut leader = inner.leader.lock().unwrap_or_else(|p| p.into_inner());
+    let end = |leader: &LeaderState| (leader.wal.number(), leader.wal.len());
     if matches!(group[0].op, Op::Rotate) {
         if !inner.current().mem.is_empty() {
             freeze_memtable(inner, &mut leader)?;
         }
-        return Ok(vec![leader.last_seqno]);
+        return Ok(vec![(leader.last_seqno, end(&leader))]);
     }
     make_room(inner, &mut leader)?;
 
     let mut payload = Vec::new();
     let mut seqnos = Vec::with_capacity(group.len());
     let mut next = leader.last_seqno;
-    let mut sync = false;
     let mut user_bytes = 0u64;
     for s in group {
-        let Op::Write(batch, s_sync) = &s.op else { unreachable!("a rotation is a group alone") };
-        sync |= *s_sync;
+        let Op::Write(batch, _) = &s.op else { unreachable!("a rotation is a group alone") };
         if !batch.is_empty() {
             batch.encode_into(SeqNo(next.0 + 1), &mut payload);
             next = SeqNo(next.0 + batch.len() as u64);
@@ -157,17 +186,18 @@ fn lead(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<SeqNo>> {
         seqnos.push(next);
     }
     if payload.is_empty() {
-        return Ok(seqnos);
+        let at = end(&leader);
+        return Ok(seqnos.into_iter().map(|s| (s, at)).collect());
     }
     let mut framed = Vec::with_capacity(payload.len() + wal::HEADER_LEN);
     wal::frame_into(&mut framed, &payload);
-    let written =
-        leader.wal.append(&framed).and_then(|()| if sync { leader.wal.sync() } else { Ok(()) });
-    if let Err(e) = written {
+    if let Err(e) = leader.wal.append(&framed) {
         stop(inner, &e);
         return Err(e);
     }
-    // The group is durable (if asked); now make it visible.
+    let at = end(&leader);
+    inner.syncer.appended(at);
+    // The group is in the log (durable once an fsync covers `at`); now make it visible.
     let mem = inner.current().mem.clone();
     let mut seqno = leader.last_seqno;
     for s in group {
@@ -183,8 +213,7 @@ fn lead(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<SeqNo>> {
     let mut st = inner.lock_state();
     st.stats.user_bytes += user_bytes;
     st.stats.wal_bytes += framed.len() as u64;
-    st.stats.wal_syncs += u64::from(sync);
-    Ok(seqnos)
+    Ok(seqnos.into_iter().map(|s| (s, at)).collect())
 }
 
 /// Records the error that stops writes.
@@ -224,11 +253,12 @@ fn make_room(inner: &Inner, leader: &mut LeaderState) -> Result<()> {
 /// Starts a new log segment and memtable; the old memtable joins the frozen ones.
 fn freeze_memtable(inner: &Inner, leader: &mut LeaderState) -> Result<()> {
     // The old segment is made durable first, so that only the newest segment can end in a torn
-    // write (recovery relies on it).
+    // write (recovery relies on it), and so that every position in it is durable from now on.
     if let Err(e) = leader.wal.sync() {
         stop(inner, &e);
         return Err(e);
     }
+    let old_end = (leader.wal.number(), leader.wal.len());
     let number = inner.lock_state().allocate_file_number();
     let wal = match WalWriter::create(&inner.dir, number, wal::PREALLOCATE_BYTES) {
         Ok(w) => w,
@@ -238,6 +268,10 @@ fn freeze_memtable(inner: &Inner, leader: &mut LeaderState) -> Result<()> {
         }
     };
     // Crash point: the new segment exists but is empty; recovery replays both segments.
+    if let Err(e) = inner.syncer.switched(old_end, &wal) {
+        stop(inner, &e);
+        return Err(e);
+    }
     leader.wal = wal;
     {
         let _replacing = inner.lock_current();
