@@ -1,7 +1,7 @@
 # `make verify` is the gate: formatting, lints, docs and every test. CI runs it through .ci/run.
 CARGO ?= cargo
 
-.PHONY: verify fmt clippy doc test openapi-tools run bench bench-storage bench-node bench-txn bench-failover bench-etcd run-verify
+.PHONY: verify fmt clippy doc test openapi-tools run bench bench-storage bench-node bench-txn bench-failover bench-etcd bench-scale chaos-long run-verify
 
 verify: fmt clippy doc openapi-tools test
 
@@ -57,6 +57,17 @@ bench-failover:
 bench-etcd:
 	$(CARGO) build --release --locked -p blockdb-server -p blockdb-chaos
 	target/release/blockdb-chaos bench $(BENCH_ARGS)
+
+# One node grown to 10^3 .. 10^7 leaves: proof latency and size, memory and disk per size, then
+# recovery after kill -9 (release build; SCALE_ARGS narrows it, e.g. SCALE_ARGS="--sizes 1000,100000").
+bench-scale:
+	$(CARGO) build --release --locked -p blockdb-server -p blockdb-chaos
+	target/release/blockdb-chaos scale $(SCALE_ARGS)
+
+# The chaos harness's long mode: every workload under every group of faults, 5 minutes each
+# (TIME, SEED, WORKLOADS, NEMESES override; see the script).
+chaos-long:
+	chaos/scripts/long-runs.sh
 
 # Build the offline verifier; run it as target/release/blockdb-verify.
 run-verify:
