@@ -488,13 +488,7 @@ async fn measure(
         }
     }
     all.sort_unstable();
-    let pct = |q: f64| -> f64 {
-        if all.is_empty() {
-            return 0.0;
-        }
-        let i = ((q * all.len() as f64).ceil() as usize).clamp(1, all.len()) - 1;
-        all[i] as f64 / 1000.0
-    };
+    let pct = |q: f64| percentile_ms(&all, q);
     RunStats {
         ops_per_s: all.len() as f64 / config.time.as_secs_f64(),
         p50_ms: pct(0.50),
@@ -503,6 +497,16 @@ async fn measure(
         errors,
         first_error,
     }
+}
+
+/// The `q` quantile (0 to 1, nearest rank) of `sorted_micros`, in milliseconds; 0 for none.
+pub(crate) fn percentile_ms(sorted_micros: &[u64], q: f64) -> f64 {
+    if sorted_micros.is_empty() {
+        return 0.0;
+    }
+    let n = sorted_micros.len();
+    let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
+    sorted_micros[i] as f64 / 1000.0
 }
 
 /// Runs the benchmark, prints each cell as it is measured, and saves the results.

@@ -30,6 +30,7 @@ use rand::{Rng as _, SeedableRng as _};
 use serde::Serialize;
 use tonic::transport::Channel;
 
+use crate::bench::percentile_ms;
 use crate::cluster::{Cluster, ClusterSpec};
 
 /// What to measure.
@@ -63,14 +64,7 @@ pub struct Latency {
 impl Latency {
     fn of(mut micros: Vec<u64>) -> Latency {
         micros.sort_unstable();
-        let pct = |q: f64| -> f64 {
-            if micros.is_empty() {
-                return 0.0;
-            }
-            let i = ((q * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1;
-            micros[i] as f64 / 1000.0
-        };
-        Latency { p50_ms: pct(0.5), p99_ms: pct(0.99) }
+        Latency { p50_ms: percentile_ms(&micros, 0.5), p99_ms: percentile_ms(&micros, 0.99) }
     }
 }
 
@@ -334,7 +328,7 @@ pub async fn run(config: &ScaleConfig) -> anyhow::Result<ScaleReport> {
             rss_bytes: rss_bytes(pid)?,
             disk_bytes: disk_bytes(&node.data_dir)?,
         };
-        eprintln!("{}", point_line(&point));
+        eprintln!("{}", row(&point));
         points.push(point);
     }
     let recovery = recover(&mut node).await?;
@@ -386,10 +380,16 @@ async fn recover(node: &mut Node) -> anyhow::Result<Recovery> {
     Ok(Recovery { tree_size, ready_s, first_read_s, tree_size_after })
 }
 
-fn point_line(p: &SizePoint) -> String {
+/// One size's row of the table.
+fn row(p: &SizePoint) -> String {
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let millions = p.records as f64 / 1e6;
+    // Per million records only where there are a million or so: below that, fixed costs blur it.
+    let per = |b: u64| {
+        if p.tree_size >= 1_000_000 { format!("{:.0}", mib(b) / millions) } else { "-".into() }
+    };
     format!(
-        "tree size {}: GetEntry p50 {:.3} ms p99 {:.3} ms, verified get p50 {:.3} ms p99 {:.3} ms, \
-         {} proof hashes, {} bundle bytes, RSS {:.1} MiB, disk {:.1} MiB (fill {:.0} records/s)",
+        "| {} | {:.3} / {:.3} | {:.3} / {:.3} | {} | {} | {:.1} | {:.1} | {} | {} | {:.0} |",
         p.tree_size,
         p.entry.p50_ms,
         p.entry.p99_ms,
@@ -397,9 +397,11 @@ fn point_line(p: &SizePoint) -> String {
         p.verified_get.p99_ms,
         p.proof_hashes,
         p.bundle_bytes,
-        p.rss_bytes as f64 / (1 << 20) as f64,
-        p.disk_bytes as f64 / (1 << 20) as f64,
-        p.fill_records_per_s
+        mib(p.rss_bytes),
+        mib(p.disk_bytes),
+        per(p.rss_bytes),
+        per(p.disk_bytes),
+        p.fill_records_per_s,
     )
 }
 
@@ -408,31 +410,12 @@ pub fn markdown(report: &ScaleReport) -> String {
     let mut out = format!(
         "{} cores; {}-byte values; {} requests of each kind per size, one at a time.\n\n\
          | tree size | GetEntry p50 / p99 ms | verified get p50 / p99 ms | proof hashes | bundle \
-         bytes | RSS MiB | disk MiB | RSS MiB per 10^6 | disk MiB per 10^6 |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         bytes | RSS MiB | disk MiB | RSS MiB per 10^6 | disk MiB per 10^6 | fill records/s \
+         |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         report.cores, report.value_size, report.reads
     );
-    let mib = |b: u64| b as f64 / (1 << 20) as f64;
     for p in &report.points {
-        let millions = p.records as f64 / 1e6;
-        let per = |b: u64| {
-            if p.records >= 1_000_000 { format!("{:.0}", mib(b) / millions) } else { "-".into() }
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {:.3} / {:.3} | {:.3} / {:.3} | {} | {} | {:.1} | {:.1} | {} | {} |",
-            p.tree_size,
-            p.entry.p50_ms,
-            p.entry.p99_ms,
-            p.verified_get.p50_ms,
-            p.verified_get.p99_ms,
-            p.proof_hashes,
-            p.bundle_bytes,
-            mib(p.rss_bytes),
-            mib(p.disk_bytes),
-            per(p.rss_bytes),
-            per(p.disk_bytes),
-        );
+        let _ = writeln!(out, "{}", row(p));
     }
     if let (Some(first), Some(last)) = (report.points.first(), report.points.last())
         && first.entry.p50_ms > 0.0
