@@ -326,7 +326,8 @@ impl Target {
         }
     }
 
-    /// One operation of `workload` by task `task`; `seq` makes written keys unique.
+    /// One operation of `workload` by task `task`: a write of `key` (new) when `write`, else a
+    /// read of it, checked to return a value as long as `value`.
     async fn op(
         &self,
         workload: Workload,

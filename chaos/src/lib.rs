@@ -3,7 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`bench`] | BlockDB against etcd: throughput and latency per workload and concurrency, side by side |
+//! | [`mod@bench`] | BlockDB against etcd: throughput and latency per workload and concurrency, side by side |
 //! | [`etcd`] | etcd processes on loopback, for the benchmarks |
 //! | [`scale`] | one node's proof latency and size, memory, disk and recovery as its log grows |
 //! | [`cluster`] | N real `blockdb` processes on loopback: start, kill, restart, pause, resume |
