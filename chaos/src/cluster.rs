@@ -88,10 +88,47 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-fn free_port() -> Result<u16, ClusterError> {
+/// A loopback port that nothing listens on, for a node to bind a moment later.
+///
+/// It comes from below the kernel's ephemeral range (`ip_local_port_range`), never from it: a
+/// port the kernel hands out for `bind(0)` is free again once its listener closes, and the very
+/// next outgoing connection on the machine may take it as its local port before the node binds
+/// it (the node then fails to start with "address in use"). Ports below the range are taken only
+/// by explicit binds, and this process never hands out the same one twice.
+///
+/// # Errors
+/// [`ClusterError::Io`] when no port could be found.
+pub fn free_port() -> Result<u16, ClusterError> {
+    use rand::Rng as _;
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
     let io = |source| ClusterError::Io { what: "find a free port".into(), source };
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
-    Ok(l.local_addr().map_err(io)?.port())
+    let below = ephemeral_low().unwrap_or(32_768);
+    let range = 10_000..below;
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if range.len() >= 1_000 {
+        let mut rng = rand::rng();
+        for _ in 0..1_000 {
+            let port = rng.random_range(range.clone());
+            if given.contains(&port) {
+                continue;
+            }
+            if std::net::TcpListener::bind(loopback(port)).is_ok() {
+                given.insert(port);
+                return Ok(port);
+            }
+        }
+    }
+    // The machine leaves no room below its ephemeral range: take the kernel's choice.
+    let l = std::net::TcpListener::bind(loopback(0)).map_err(io)?;
+    let port = l.local_addr().map_err(io)?.port();
+    given.insert(port);
+    Ok(port)
+}
+
+/// The first port of the kernel's ephemeral range, where Linux says it.
+fn ephemeral_low() -> Option<u16> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -184,15 +221,24 @@ impl Cluster {
     /// Waits until every running node reports a leader for every shard.
     ///
     /// # Errors
-    /// [`ClusterError::NotReady`] after `within`.
-    pub async fn wait_ready(&self, within: Duration) -> Result<(), ClusterError> {
+    /// [`ClusterError::NotReady`] after `within`, or at once when a node has exited (with the
+    /// end of its log).
+    pub async fn wait_ready(&mut self, within: Duration) -> Result<(), ClusterError> {
         let deadline = tokio::time::Instant::now() + within;
         let mut last = String::from("no answer yet");
         loop {
             let mut ready = true;
-            for (id, node) in &self.nodes {
-                if node.child.is_none() {
-                    continue;
+            for (id, node) in &mut self.nodes {
+                let Some(child) = node.child.as_mut() else { continue };
+                if let Ok(Some(status)) = child.try_wait() {
+                    node.child = None;
+                    let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    return Err(ClusterError::NotReady(
+                        within,
+                        format!("node {id} exited ({status}): {}", tail.join("\n")),
+                    ));
                 }
                 match ready_at(node.api).await {
                     Ok(true) => {}

@@ -20,9 +20,7 @@ pub struct Etcd {
 }
 
 fn free_addr() -> Result<SocketAddr, ClusterError> {
-    let io = |source| ClusterError::Io { what: "find a free port".into(), source };
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
-    l.local_addr().map_err(io)
+    Ok(SocketAddr::from(([127, 0, 0, 1], crate::cluster::free_port()?)))
 }
 
 impl Etcd {

@@ -14,9 +14,34 @@ use tempfile::TempDir;
 
 use super::Server;
 
-/// A free loopback port (the listener is dropped; the port stays free long enough in tests).
+/// A loopback port nothing listens on, for a node to bind a moment later.
+///
+/// Taken from below the kernel's ephemeral range: a port `bind(0)` handed out is free again once
+/// its listener closes, and the next outgoing connection may take it as its local port before
+/// the node binds it. Below the range only explicit binds take ports, and this process never
+/// hands out one twice.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use rand::Rng as _;
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let below: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut rng = rand::rng();
+    for _ in 0..1_000 {
+        let port = if below > 11_000 { rng.random_range(10_000..below) } else { 0 };
+        if given.contains(&port) {
+            continue;
+        }
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            let port = l.local_addr().unwrap().port();
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port below {below}");
 }
 
 /// Nodes of one cluster, by node id; a killed node's slot is `None` until it restarts.
