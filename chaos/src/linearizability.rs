@@ -62,11 +62,12 @@ mod search;
 
 use search::search;
 
-/// The default [`Budget::steps_max`]: seven times what the hardest Jepsen etcd history needs
-/// (etcd_002, 1.4 million). Each step adds at most one cache entry, a bitset of the key's
-/// operations and a model state, on the order of 100 bytes for a few hundred operations: this
-/// bounds the cache to about a gigabyte.
-pub const STEPS_MAX_DEFAULT: u64 = 10_000_000;
+/// The default [`Budget::steps_max`], for runs and re-checks alike: 30 times what the hardest
+/// Jepsen etcd history needs (etcd_002, 1.4 million), and 1.6 times the most any key of a long
+/// run has needed (24.5 million, a register key under disk faults with a dozen appends of unknown
+/// outcome, whose check peaked at 340 MB). Each step adds at most one cache entry, a bitset of
+/// the key's operations and a model state.
+pub const STEPS_MAX_DEFAULT: u64 = 40_000_000;
 
 /// One operation as the search sees it: a model input and output, and its place in real time.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -210,8 +210,9 @@ struct CheckArgs {
     /// The sequential specification of one key.
     #[arg(long, value_enum, default_value_t = ModelName::Register)]
     model: ModelName,
-    /// Wall time for the whole check, in milliseconds; 0 for no limit.
-    #[arg(long, value_name = "N", default_value_t = 60_000)]
+    /// Wall time for the whole check, in milliseconds; 0 for no limit (the default is what a
+    /// run allows its own check).
+    #[arg(long, value_name = "N", default_value_t = 600_000)]
     budget_ms: u64,
     /// Search steps per key.
     #[arg(long, value_name = "N", default_value_t = STEPS_MAX_DEFAULT)]
