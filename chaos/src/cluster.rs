@@ -228,18 +228,17 @@ impl Cluster {
         let mut last = String::from("no answer yet");
         loop {
             let mut ready = true;
-            for (id, node) in &mut self.nodes {
-                let Some(child) = node.child.as_mut() else { continue };
-                if let Ok(Some(status)) = child.try_wait() {
-                    node.child = None;
-                    let text = std::fs::read_to_string(&node.log).unwrap_or_default();
-                    let tail: Vec<&str> = text.lines().rev().take(5).collect();
-                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+            for id in self.ids() {
+                if let Some(status) = self.exited(id) {
+                    let log = self.log_tail(id, 5);
                     return Err(ClusterError::NotReady(
                         within,
-                        format!("node {id} exited ({status}): {}", tail.join("\n")),
+                        format!("node {id} exited ({status}): {log}"),
                     ));
                 }
+                let Some(node) = self.nodes.get(&id).filter(|n| n.child.is_some()) else {
+                    continue;
+                };
                 match ready_at(node.api).await {
                     Ok(true) => {}
                     Ok(false) => {

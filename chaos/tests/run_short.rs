@@ -127,10 +127,10 @@ async fn the_harness_catches_followers_that_read_without_the_read_index() {
         // partition lasts. With five nodes every partition shape but "isolate the leader" cuts
         // some follower off the leader, and three partitions make it all but certain one does
         // (with three nodes, where a partition often leaves both followers with the leader, one
-        // run in four caught nothing). Keys
-        // live a few seconds each, so every key's history stays small enough for the checker to
-        // prove the stale reads within its budget: one long-lived key with a thousand operations
-        // and stale reads on it can exhaust it (unknown, not caught).
+        // run in four caught nothing). Keys live a few seconds each, so every key's history stays
+        // small enough for the checker to prove the stale reads within its budget: one long-lived
+        // key with a thousand operations and stale reads on it can exhaust it (unknown, not
+        // caught).
         nodes: 5,
         shards: 1,
         workload: Workload::Register,
