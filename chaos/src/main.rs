@@ -30,6 +30,9 @@ use blockdb_chaos::model::register::Register;
 use blockdb_chaos::model::versioned::VersionedRegister;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_NOT_LINEARIZABLE: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_UNKNOWN: u8 = 3;

@@ -32,6 +32,7 @@ use blockdb_verifier::{
 use tokio::sync::Mutex;
 use tonic::transport::Endpoint;
 
+use crate::batch::{self, Coalescer};
 use crate::cluster::{self, ClusterStatus, MEMBERSHIP_TIMEOUT_DEFAULT, ShardMembership};
 use crate::connection::{Connection, Effect, Settings, to_error};
 use crate::convert;
@@ -41,6 +42,8 @@ use crate::store::TrustStore;
 use crate::transaction::Transaction;
 use crate::trust::{Observation, Settled, TrustedState};
 use crate::txn::{self, TxnOp, TxnRead, TxnResult};
+use pb::batch_call::Call;
+use pb::batch_result::Result as Answer;
 
 /// Most bytes of a Transact answer the client decodes: its receipt repeats every value written,
 /// and its reads carry theirs, so it may be far larger than the 4 MiB of other answers; the
@@ -65,6 +68,11 @@ pub struct ClientConfig {
     /// Limit on each attempt of a membership change, which waits for a new member to catch up
     /// with every shard ([`Client::add_member`]).
     pub membership_timeout: Duration,
+    /// Send the Insert, Append and Get calls made while earlier ones are on their way together,
+    /// in one `Batch` message (see the crate's `batch` module); each is still answered, and
+    /// verified, as its own. Needs a server that has the Batch call (every BlockDB server of
+    /// this version). Default: on.
+    pub coalesce: bool,
 }
 
 impl ClientConfig {
@@ -80,6 +88,7 @@ impl ClientConfig {
             backoff: settings.backoff,
             backoff_max: settings.backoff_max,
             membership_timeout: MEMBERSHIP_TIMEOUT_DEFAULT,
+            coalesce: true,
         }
     }
 
@@ -134,7 +143,11 @@ pub struct VerifiedRead {
 /// A BlockDB client.
 pub struct Client {
     pub(crate) config: ClientConfig,
-    pub(crate) conn: Connection,
+    pub(crate) conn: Arc<Connection>,
+    /// Gathers writes into Batch messages (when coalescing).
+    writes: Option<Coalescer>,
+    /// Gathers reads into Batch messages (when coalescing).
+    reads: Option<Coalescer>,
     pub(crate) shards: u32,
     origins: Vec<String>,
     state: Mutex<TrustedState>,
@@ -159,7 +172,15 @@ impl Client {
         config: ClientConfig,
         store: Arc<dyn TrustStore>,
     ) -> Result<Client, ClientError> {
-        let conn = Connection::open(&config.endpoints, config.settings())?;
+        let conn = Arc::new(Connection::open(&config.endpoints, config.settings())?);
+        let (writes, reads) = if config.coalesce {
+            (
+                Some(Coalescer::start(Arc::clone(&conn), Effect::Once)),
+                Some(Coalescer::start(Arc::clone(&conn), Effect::Repeatable)),
+            )
+        } else {
+            (None, None)
+        };
         let mut state = TrustedState::new();
         for cp in store.load()? {
             state.insert(cp);
@@ -167,6 +188,8 @@ impl Client {
         let mut client = Client {
             config,
             conn,
+            writes,
+            reads,
             shards: 0,
             origins: Vec::new(),
             state: Mutex::new(state),
@@ -233,13 +256,38 @@ impl Client {
         Ok(self.state.lock().await.get(origin).map(|c| c.size.0).filter(|&s| s > 0))
     }
 
-    fn receipt(&self, r: pb::WriteResponse) -> Result<WriteReceipt, ClientError> {
+    /// The receipt of a write of `key`, its checkpoint verified.
+    fn receipt(&self, key: &[u8], r: pb::WriteResponse) -> Result<WriteReceipt, ClientError> {
+        if r.key != key {
+            return Err(VerifyError::Mismatch(format!(
+                "wrote {:?}, but the receipt is for {:?}",
+                String::from_utf8_lossy(key),
+                String::from_utf8_lossy(&r.key)
+            ))
+            .into());
+        }
+        if r.log_index >= r.tree_size {
+            return Err(VerifyError::Malformed(format!(
+                "the receipt puts the write at log index {} of a tree of {}",
+                r.log_index, r.tree_size
+            ))
+            .into());
+        }
         let signed = convert::checkpoint(&r.checkpoint)?;
         let checkpoint = self.verify_checkpoint(&signed).map_err(VerifyError::from)?;
-        if checkpoint.checkpoint.origin != self.origin(ShardId(r.shard))? {
+        if r.shard != self.shard_of(key).0
+            || checkpoint.checkpoint.origin != self.origin(ShardId(r.shard))?
+        {
             return Err(
                 VerifyError::Mismatch("the receipt's checkpoint is of another log".into()).into()
             );
+        }
+        if checkpoint.checkpoint.size.0 != r.tree_size {
+            return Err(VerifyError::Mismatch(format!(
+                "the receipt says tree size {} but its checkpoint is of size {}",
+                r.tree_size, checkpoint.checkpoint.size.0
+            ))
+            .into());
         }
         Ok(WriteReceipt {
             shard: ShardId(r.shard),
@@ -255,11 +303,8 @@ impl Client {
     /// `already_exists` when the key has a version; see [`ClientError`].
     pub async fn insert(&self, key: &[u8], value: &[u8]) -> Result<WriteReceipt, ClientError> {
         let req = pb::InsertRequest { key: key.to_vec(), value: value.to_vec() };
-        let r = self.conn.call(Effect::Once, |mut c| {
-            let req = req.clone();
-            async move { c.insert(req).await }
-        });
-        self.receipt(r.await?)
+        let r = self.write(Call::Insert(req)).await?;
+        self.receipt(key, r)
     }
 
     /// Appends the next version of `key`, only at `expected_version` if given.
@@ -273,11 +318,23 @@ impl Client {
         expected_version: Option<u64>,
     ) -> Result<WriteReceipt, ClientError> {
         let req = pb::AppendRequest { key: key.to_vec(), value: value.to_vec(), expected_version };
-        let r = self.conn.call(Effect::Once, |mut c| {
-            let req = req.clone();
-            async move { c.append(req).await }
-        });
-        self.receipt(r.await?)
+        let r = self.write(Call::Append(req)).await?;
+        self.receipt(key, r)
+    }
+
+    /// Sends a single write, in a Batch message when coalescing.
+    async fn write(&self, call: Call) -> Result<pb::WriteResponse, ClientError> {
+        let answer = match &self.writes {
+            Some(c) => c.call(&self.conn, Effect::Once, call).await?,
+            None => batch::alone(&self.conn, Effect::Once, call).await?,
+        };
+        match answer {
+            Answer::Write(r) => Ok(r),
+            _ => {
+                Err(VerifyError::Malformed("a write was answered with a read's answer".into())
+                    .into())
+            }
+        }
     }
 
     /// Runs the transaction `ops` (1 to 1024 operations, each key written at most once) and
@@ -421,13 +478,15 @@ impl Client {
                 Consistency::Stale => pb::Consistency::Stale,
             } as i32,
         };
-        let b = self
-            .conn
-            .call(Effect::Repeatable, |mut c| {
-                let req = req.clone();
-                async move { c.get(req).await }
-            })
-            .await?;
+        let answer = match &self.reads {
+            Some(c) => c.call(&self.conn, Effect::Repeatable, Call::Get(req)).await?,
+            None => batch::alone(&self.conn, Effect::Repeatable, Call::Get(req)).await?,
+        };
+        let Answer::Bundle(b) = answer else {
+            return Err(
+                VerifyError::Malformed("a read was answered with a write's answer".into()).into()
+            );
+        };
         let floor = match consistency {
             Consistency::Linearizable => Some(known.unwrap_or(0)),
             Consistency::Stale => None,

@@ -202,7 +202,7 @@ impl Connection {
 }
 
 /// Whether a failed call may be sent again (see [`Effect`]).
-fn retryable(status: &tonic::Status, effect: Effect) -> bool {
+pub(crate) fn retryable(status: &tonic::Status, effect: Effect) -> bool {
     let code = status.metadata().get("blockdb-error-code").and_then(|v| v.to_str().ok());
     match status.code() {
         tonic::Code::Unavailable if code == Some("not_leader") => true,

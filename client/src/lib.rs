@@ -34,6 +34,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod batch;
 pub mod client;
 pub mod cluster;
 mod connection;

@@ -34,6 +34,8 @@ enum Mode {
     WrongWriteVersion,
     /// Transactions: the first read is answered with another value.
     WrongReadValue,
+    /// Batches: the answers of the first two calls change places.
+    SwapBatchAnswers,
 }
 
 struct Tamper {
@@ -87,7 +89,8 @@ impl Tamper {
             | Mode::Rollback
             | Mode::DropReceiptWrite
             | Mode::WrongWriteVersion
-            | Mode::WrongReadValue => self.remember(&b.checkpoint),
+            | Mode::WrongReadValue
+            | Mode::SwapBatchAnswers => self.remember(&b.checkpoint),
         }
         b
     }
@@ -170,6 +173,22 @@ impl Ledger for Tamper {
         r: Request<pb::TxnAbortRequest>,
     ) -> Result<Response<pb::TxnAbortResponse>, Status> {
         self.upstream.clone().txn_abort(r.into_inner()).await
+    }
+    async fn batch(
+        &self,
+        r: Request<pb::BatchRequest>,
+    ) -> Result<Response<pb::BatchResponse>, Status> {
+        use pb::batch_result::Result as Answer;
+        let mut b = self.upstream.clone().batch(r.into_inner()).await?.into_inner();
+        for result in &mut b.results {
+            if let Some(Answer::Bundle(bundle)) = &mut result.result {
+                *bundle = self.bundle(std::mem::take(bundle));
+            }
+        }
+        if self.mode() == Mode::SwapBatchAnswers && b.results.len() >= 2 {
+            b.results.swap(0, 1);
+        }
+        Ok(Response::new(b))
     }
     async fn get(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::ProofBundle>, Status> {
         let b = self.upstream.clone().get(r.into_inner()).await?.into_inner();
@@ -334,6 +353,74 @@ async fn tampered_answers_are_caught() {
     assert_eq!(client.trusted().await.get(&trusted.origin), Some(&trusted));
     set(Mode::Honest);
     client.get(b"alice", None, Consistency::Linearizable).await.expect("honest again");
+    served.stop().await;
+}
+
+/// Runs calls `call(round, 0..32)` at once, round after round, until one of them fails
+/// verification (the calls that queue while earlier messages are on their way go out together,
+/// and the proxy swaps the first two answers of each message). A call that succeeds checks that
+/// it was answered for its own key.
+async fn must_catch_swapped_answers<F, Fut>(what: &str, call: F)
+where
+    F: Fn(usize, usize) -> Fut,
+    Fut: Future<Output = Result<(), ClientError>> + Send + 'static,
+{
+    for round in 0..20 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..32 {
+            tasks.spawn(call(round, i));
+        }
+        let mut caught = 0;
+        while let Some(done) = tasks.join_next().await {
+            match done.expect("task") {
+                Ok(()) => {}
+                Err(e) if e.is_verification() => caught += 1,
+                Err(e) => panic!("{what}: {e}"),
+            }
+        }
+        if caught > 0 {
+            println!("{what}: {caught} swapped answers caught in round {round}");
+            return;
+        }
+    }
+    panic!("{what}: no batch of two calls or more in 20 rounds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_that_change_places_in_a_batch_are_caught() {
+    let served = common::must_serve(1).await;
+    let mode = Arc::new(Mutex::new(Mode::Honest));
+    let proxy = must_proxy(&served, Arc::clone(&mode)).await;
+    let config = ClientConfig::new(vec![format!("http://{proxy}")], served.policy());
+    let client =
+        Arc::new(Client::connect(config, Arc::new(MemoryStore::default())).await.expect("connect"));
+    for i in 0..32 {
+        client.insert(format!("r/{i}").as_bytes(), b"v").await.expect("honest insert");
+    }
+    *mode.lock().expect("lock") = Mode::SwapBatchAnswers;
+
+    // Writes: a receipt for another key is caught.
+    let c = Arc::clone(&client);
+    must_catch_swapped_answers("insert", move |round, i| {
+        let c = Arc::clone(&c);
+        async move {
+            let key = format!("w/{round}/{i}").into_bytes();
+            c.insert(&key, b"v").await.map(drop)
+        }
+    })
+    .await;
+    // Reads: a bundle of another key is caught.
+    let c = Arc::clone(&client);
+    must_catch_swapped_answers("get", move |_, i| {
+        let c = Arc::clone(&c);
+        async move {
+            let key = format!("r/{i}").into_bytes();
+            let read = c.get(&key, None, Consistency::Linearizable).await?;
+            assert_eq!(read.record.key, key, "get: another key's record");
+            Ok(())
+        }
+    })
+    .await;
     served.stop().await;
 }
 

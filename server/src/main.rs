@@ -8,6 +8,9 @@ use tracing_subscriber::EnvFilter;
 use blockdb_server::config::{LogFormat, ServeArgs, ServeConfig};
 use blockdb_server::dev_cluster::DevClusterArgs;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// BlockDB: a replicated, append-only, verifiable ledger database.
 ///
 /// `blockdb serve` with no arguments runs a single node with its data in ./blockdb-data and

@@ -808,6 +808,7 @@ async fn start_shard(
         Arc::clone(&corruption),
     )?;
     let me = network.me();
+    let log_progress = log_store.progress();
     let raft = Raft::new(me, Arc::new(raft_config), network, log_store, sm)
         .await
         .map_err(|e| raft_err(e.to_string()))?;
@@ -817,7 +818,7 @@ async fn start_shard(
         bytes_max: 4 << 20,
         clock_skew_ms: config.clock_skew_ms,
     };
-    tokio::spawn(proposer::run(shard, raft.clone(), views.clone(), rx, limits));
+    tokio::spawn(proposer::run(shard, raft.clone(), views.clone(), rx, limits, log_progress));
     Ok(ShardHandle {
         raft,
         views,

@@ -25,6 +25,9 @@
 //! queued into one write and one fsync (group commit across appends), while openraft goes on
 //! accepting new entries. Until their write lands, entries are served to readers from memory, so
 //! the log has no hole at any time.
+//!
+//! [`LogProgress`] counts the appends made and those whose write ended; the shard's proposer
+//! watches it to close each entry when the log is ready for it (see `node::proposer`).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -56,6 +59,23 @@ enum Job {
 
 type Pending = Arc<Mutex<BTreeMap<u64, Entry>>>;
 
+/// How far the log's appends have got: openraft's append calls, and those whose write is done
+/// (flushed or failed). A proposer watches it to close its next entry when the log is ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogProgress {
+    /// Appends called.
+    pub appended: u64,
+    /// Appends whose write ended.
+    pub flushed: u64,
+}
+
+impl LogProgress {
+    /// No append is being written.
+    pub fn idle(self) -> bool {
+        self.appended == self.flushed
+    }
+}
+
 /// The Raft log of one shard. Clones share the engine, the pending entries and the writer;
 /// openraft uses a clone as its reader.
 #[derive(Clone)]
@@ -64,6 +84,7 @@ pub struct LogStore {
     shard: ShardId,
     pending: Pending,
     writer: std::sync::mpsc::SyncSender<Job>,
+    progress: Arc<tokio::sync::watch::Sender<LogProgress>>,
 }
 
 impl std::fmt::Debug for LogStore {
@@ -81,11 +102,17 @@ impl LogStore {
     pub fn new(engine: Arc<Engine>, shard: ShardId) -> std::io::Result<LogStore> {
         let (writer, jobs) = std::sync::mpsc::sync_channel(QUEUE_MAX);
         let pending: Pending = Arc::default();
-        let (e, p) = (Arc::clone(&engine), Arc::clone(&pending));
+        let progress = Arc::new(tokio::sync::watch::Sender::new(LogProgress::default()));
+        let (e, p, g) = (Arc::clone(&engine), Arc::clone(&pending), Arc::clone(&progress));
         std::thread::Builder::new()
             .name(format!("raft-log-{}", shard.0))
-            .spawn(move || write_jobs(&e, &p, &jobs))?;
-        Ok(LogStore { engine, shard, pending, writer })
+            .spawn(move || write_jobs(&e, &p, &g, &jobs))?;
+        Ok(LogStore { engine, shard, pending, writer, progress })
+    }
+
+    /// Watches how far the appends have got.
+    pub fn progress(&self) -> tokio::sync::watch::Receiver<LogProgress> {
+        self.progress.subscribe()
     }
 
     fn entry_key(&self, index: u64) -> Vec<u8> {
@@ -123,7 +150,12 @@ impl LogStore {
 }
 
 /// The writer thread: takes every queued job, writes them as one synced batch, then reports.
-fn write_jobs(engine: &Engine, pending: &Pending, jobs: &std::sync::mpsc::Receiver<Job>) {
+fn write_jobs(
+    engine: &Engine,
+    pending: &Pending,
+    progress: &tokio::sync::watch::Sender<LogProgress>,
+    jobs: &std::sync::mpsc::Receiver<Job>,
+) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < QUEUE_MAX {
@@ -158,6 +190,7 @@ fn write_jobs(engine: &Engine, pending: &Pending, jobs: &std::sync::mpsc::Receiv
                         }
                     }
                     callback.log_io_completed(result);
+                    progress.send_modify(|p| p.flushed += 1);
                 }
                 Job::Write { done, .. } => {
                     let _ = done.send(result);
@@ -291,7 +324,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 p.insert(e.log_id.index, e);
             }
         }
+        self.progress.send_modify(|p| p.appended += 1);
         self.submit(Job::Append { batch, first, last, callback })
+            .inspect_err(|_| self.progress.send_modify(|p| p.flushed += 1))
             .map_err(write_err(ErrorSubject::Logs))
     }
 

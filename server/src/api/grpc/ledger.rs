@@ -334,8 +334,79 @@ impl LedgerService {
     }
 }
 
+/// Calls in one Batch, at most.
+pub const BATCH_CALLS_MAX: usize = 1024;
+
+impl LedgerService {
+    /// Runs every call of a batch at once, each on a task of its own as if it had come alone,
+    /// and answers in the calls' order. A malformed batch is refused whole before any call runs.
+    async fn run_batch(&self, req: pb::BatchRequest) -> Result<pb::BatchResponse, RequestError> {
+        if req.calls.len() > BATCH_CALLS_MAX {
+            return Err(RequestError::invalid(format!(
+                "a batch holds at most {BATCH_CALLS_MAX} calls; this one has {}",
+                req.calls.len()
+            )));
+        }
+        let mut calls = Vec::with_capacity(req.calls.len());
+        for (i, c) in req.calls.into_iter().enumerate() {
+            calls.push(c.call.ok_or_else(|| {
+                RequestError::invalid(format!("call {i} of the batch has no call"))
+            })?);
+        }
+        let tasks: Vec<_> = calls
+            .into_iter()
+            .map(|call| {
+                let service = LedgerService::new(Arc::clone(&self.node));
+                tokio::spawn(async move { service.run_call(call).await })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let result = task.await.unwrap_or_else(|e| {
+                Err(RequestError::new(ErrorCode::Internal, format!("a call failed: {e}")))
+            });
+            results.push(pb::BatchResult {
+                result: Some(
+                    result.unwrap_or_else(|e| pb::batch_result::Result::Error(call_error(e))),
+                ),
+            });
+        }
+        Ok(pb::BatchResponse { results })
+    }
+
+    async fn run_call(
+        &self,
+        call: pb::batch_call::Call,
+    ) -> Result<pb::batch_result::Result, RequestError> {
+        use pb::batch_call::Call;
+        use pb::batch_result::Result as Answer;
+        Ok(match call {
+            Call::Insert(r) => Answer::Write(self.insert_record(r).await?),
+            Call::Append(r) => Answer::Write(self.append_record(r).await?),
+            Call::Get(r) => Answer::Bundle(self.read_record(r).await?),
+        })
+    }
+}
+
+/// A call's error in a batch: what [`to_status`] would have answered for it alone.
+fn call_error(e: RequestError) -> pb::CallError {
+    pb::CallError {
+        grpc_code: super::status::code_of(e.code) as i32,
+        error_code: e.code.as_str().to_owned(),
+        current_version: e.current_version,
+        message: e.message,
+    }
+}
+
 #[tonic::async_trait]
 impl Ledger for LedgerService {
+    async fn batch(
+        &self,
+        request: Request<pb::BatchRequest>,
+    ) -> Result<Response<pb::BatchResponse>, Status> {
+        reply(self.run_batch(request.into_inner()).await)
+    }
+
     async fn insert(
         &self,
         request: Request<pb::InsertRequest>,
