@@ -6,13 +6,15 @@
 //! For each topology (one node; three nodes; and for BlockDB three nodes with four shards, which
 //! is compared with etcd's three nodes), each system is started fresh, then every workload runs
 //! at every concurrency `runs` times; a cell reports the median run by throughput, with that
-//! run's p50, p99 and p999 latency. Workloads:
+//! run's p50, p99 and p999 latency. Both clients run with their defaults: BlockDB's sends the
+//! calls its tasks make while earlier ones are on their way together in one `Batch` message (each
+//! still answered and verified on its own), etcd's sends one request per call. Workloads:
 //!
 //! | workload | BlockDB | etcd |
 //! |---|---|---|
-//! | `append` | `insert` of a new key (durable, receipt's signed checkpoint verified) | `Put` of a new key |
+//! | `append` | `insert` of a new key (durable, receipt's key and signed checkpoint verified) | `Put` of a new key |
 //! | `verified-read` | linearizable `get` of a random preloaded key, proof verified | linearizable `Range` of it |
-//! | `read` | the same `Get` over raw gRPC, the proof not checked | linearizable `Range` |
+//! | `read` | the same `Get` over raw gRPC, one request per call, the proof not checked | linearizable `Range` |
 //! | `mix` | half `append`, half `verified-read` | half `Put`, half `Range` |
 //! | `stale-spread` | stale `get`s, verified, each task bound to one of the 3 nodes in turn | serializable `Range`s, the same |
 //! | `stale-one` | the same reads, every task on node 1 | the same |
