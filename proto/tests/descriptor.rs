@@ -29,6 +29,7 @@ const RPCS: &[(&str, &str, &str, bool)] = &[
     ("TxnCommit", "TxnCommitRequest", "TransactResponse", false),
     ("TxnAbort", "TxnAbortRequest", "TxnAbortResponse", false),
     ("Get", "GetRequest", "ProofBundle", false),
+    ("Batch", "BatchRequest", "BatchResponse", false),
     ("History", "HistoryRequest", "HistoryResponse", false),
     ("Scan", "ScanRequest", "ScanResponse", false),
     ("GetEntry", "GetEntryRequest", "EntryResponse", false),
