@@ -50,6 +50,8 @@ struct Queued {
 #[derive(Debug)]
 pub(crate) struct Coalescer {
     queue: mpsc::UnboundedSender<Queued>,
+    conn: Arc<Connection>,
+    effect: Effect,
 }
 
 impl std::fmt::Debug for Queued {
@@ -63,21 +65,16 @@ impl Coalescer {
     /// when the coalescer is dropped).
     pub(crate) fn start(conn: Arc<Connection>, effect: Effect) -> Coalescer {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(conn, effect, rx));
-        Coalescer { queue }
+        tokio::spawn(drive(Arc::clone(&conn), effect, rx));
+        Coalescer { queue, conn, effect }
     }
 
     /// Sends `call` in the next message and returns its answer, or sends it alone if the
     /// coalescer's task is gone (its runtime ended).
-    pub(crate) async fn call(
-        &self,
-        conn: &Connection,
-        effect: Effect,
-        call: Call,
-    ) -> Result<Answer, ClientError> {
+    pub(crate) async fn call(&self, call: Call) -> Result<Answer, ClientError> {
         let (reply, answer) = oneshot::channel();
         if let Err(mpsc::error::SendError(q)) = self.queue.send(Queued { call, reply }) {
-            return alone(conn, effect, q.call).await;
+            return alone(&self.conn, self.effect, q.call).await;
         }
         answer.await.unwrap_or_else(|_| {
             Err(ClientError::Unavailable(
@@ -206,10 +203,10 @@ fn status_of(e: pb::CallError) -> tonic::Status {
     if let Ok(code) = MetadataValue::try_from(e.error_code.as_str())
         && !e.error_code.is_empty()
     {
-        metadata.insert("blockdb-error-code", code);
+        metadata.insert(connection::ERROR_CODE_KEY, code);
     }
     if let Some(v) = e.current_version {
-        metadata.insert("blockdb-current-version", MetadataValue::from(v));
+        metadata.insert(connection::CURRENT_VERSION_KEY, MetadataValue::from(v));
     }
     tonic::Status::with_metadata(tonic::Code::from(e.grpc_code), e.message, metadata)
 }

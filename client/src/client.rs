@@ -325,7 +325,7 @@ impl Client {
     /// Sends a single write, in a Batch message when coalescing.
     async fn write(&self, call: Call) -> Result<pb::WriteResponse, ClientError> {
         let answer = match &self.writes {
-            Some(c) => c.call(&self.conn, Effect::Once, call).await?,
+            Some(c) => c.call(call).await?,
             None => batch::alone(&self.conn, Effect::Once, call).await?,
         };
         match answer {
@@ -479,7 +479,7 @@ impl Client {
             } as i32,
         };
         let answer = match &self.reads {
-            Some(c) => c.call(&self.conn, Effect::Repeatable, Call::Get(req)).await?,
+            Some(c) => c.call(Call::Get(req)).await?,
             None => batch::alone(&self.conn, Effect::Repeatable, Call::Get(req)).await?,
         };
         let Answer::Bundle(b) = answer else {

@@ -21,6 +21,12 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::error::ClientError;
 
+/// The metadata key of the server's stable error code on an error status.
+pub(crate) const ERROR_CODE_KEY: &str = "blockdb-error-code";
+
+/// The metadata key of a key's current version, on `already_exists` and `version_mismatch`.
+pub(crate) const CURRENT_VERSION_KEY: &str = "blockdb-current-version";
+
 /// What sending a call twice would do, which decides which failures are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Effect {
@@ -203,7 +209,7 @@ impl Connection {
 
 /// Whether a failed call may be sent again (see [`Effect`]).
 pub(crate) fn retryable(status: &tonic::Status, effect: Effect) -> bool {
-    let code = status.metadata().get("blockdb-error-code").and_then(|v| v.to_str().ok());
+    let code = status.metadata().get(ERROR_CODE_KEY).and_then(|v| v.to_str().ok());
     match status.code() {
         tonic::Code::Unavailable if code == Some("not_leader") => true,
         // Without our code, UNAVAILABLE comes from the transport: no connection was made.
@@ -220,20 +226,20 @@ pub(crate) fn retryable(status: &tonic::Status, effect: Effect) -> bool {
 /// allows. With a code, the node answered, and its answer stands: `not_leader` or `unavailable`
 /// from an interactive transaction's step mean that the node aborted the transaction.
 fn retryable_on_the_same_node(status: &tonic::Status, effect: Effect) -> bool {
-    status.metadata().get("blockdb-error-code").is_none() && retryable(status, effect)
+    status.metadata().get(ERROR_CODE_KEY).is_none() && retryable(status, effect)
 }
 
 /// The client error of a failed call: the server's refusals (its stable code in the
 /// `blockdb-error-code` metadata) apart from everything that means "could not answer now".
 pub(crate) fn to_error(status: tonic::Status) -> ClientError {
     let md = status.metadata();
-    match md.get("blockdb-error-code").and_then(|v| v.to_str().ok()) {
+    match md.get(ERROR_CODE_KEY).and_then(|v| v.to_str().ok()) {
         Some(code) if !matches!(code, "unavailable" | "not_leader" | "timeout" | "internal") => {
             ClientError::Rejected {
                 code: code.to_owned(),
                 message: status.message().to_owned(),
                 current_version: md
-                    .get("blockdb-current-version")
+                    .get(CURRENT_VERSION_KEY)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok()),
             }
